@@ -1,0 +1,81 @@
+"""The ``sdrl`` command line: one entry point, one module per sub-command.
+
+Each sub-command module has ``add_parser(subparsers)``, which registers its parser and sets
+``func`` to a function ``(args) -> int``. Sub-commands stay thin: they parse, then call library
+functions. Errors from bad input (:class:`~sdrl.errors.SdrlError`) are printed without a
+traceback and the exit status is 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from sdrl import __version__
+from sdrl.cli.config import apply_config
+from sdrl.errors import SdrlError
+
+__all__ = ["build_parser", "main"]
+
+COMMANDS = ("synth", "prep", "info", "demo")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``sdrl`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="sdrl",
+        description="Self-supervised pretraining for remote-sensing change detection.",
+    )
+    parser.add_argument("--version", action="version", version=f"sdrl {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only print warnings")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        module = importlib.import_module(f"sdrl.cli.{name}")
+        module.add_parser(subparsers)
+    for sub in subparsers.choices.values():
+        _add_config_flag(sub)
+    return parser
+
+
+def _add_config_flag(parser: argparse.ArgumentParser) -> None:
+    if not any(a.dest == "config" for a in parser._actions):
+        parser.add_argument("--config", metavar="YAML", help="YAML file of flag: value defaults")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _add_config_flag(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line.
+
+    Args:
+        argv: Arguments without the program name; ``sys.argv[1:]`` when ``None``.
+
+    Returns:
+        The exit status (0 success, 2 bad input, 130 interrupted).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        parser = build_parser()
+        apply_config(parser, argv)
+        args = parser.parse_args(argv)
+        logging.basicConfig(
+            level=logging.WARNING if args.quiet else logging.INFO,
+            format="%(message)s",
+            stream=sys.stderr,
+        )
+        return int(args.func(args) or 0)
+    except SdrlError as error:
+        if debug:
+            raise
+        print(f"sdrl: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sdrl: interrupted", file=sys.stderr)
+        return 130

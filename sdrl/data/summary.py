@@ -1,0 +1,102 @@
+"""A human-readable summary of a dataset folder: splits, bands, statistics, class frequencies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from sdrl.data.datasets import ChangeDataset, PretrainPairDataset
+from sdrl.data.folder import DatasetFolder
+from sdrl.data.io import read_info
+from sdrl.data.samples import IGNORE_INDEX
+
+__all__ = ["DatasetSummary", "summarize"]
+
+
+@dataclass
+class DatasetSummary:
+    """What :func:`summarize` found.
+
+    Attributes:
+        root: The folder.
+        kind: ``change`` or ``pretrain``.
+        splits: Tiles per split.
+        shape: ``(C, H, W)`` of the first image.
+        bands: Band names.
+        mean: Per-band mean.
+        std: Per-band standard deviation.
+        classes: Class names.
+        class_fraction: Fraction of labelled pixels per class over the sampled tiles.
+        ignore_fraction: Fraction of ignored pixels over the sampled tiles.
+        sampled_tiles: Tiles read for the fractions.
+    """
+
+    root: str
+    kind: str
+    splits: dict[str, int]
+    shape: tuple[int, int, int]
+    bands: list[str]
+    mean: list[float]
+    std: list[float]
+    classes: list[str]
+    class_fraction: list[float] = field(default_factory=list)
+    ignore_fraction: float = 0.0
+    sampled_tiles: int = 0
+
+    def __str__(self) -> str:
+        lines = [
+            f"dataset  {self.root}  ({self.kind})",
+            "splits   " + ", ".join(f"{k}: {v}" for k, v in self.splits.items()),
+            f"tiles    {self.shape[0]} bands x {self.shape[1]} x {self.shape[2]} px",
+            "bands    " + " ".join(
+                f"{b}({m:.3g}±{s:.3g})" for b, m, s in zip(self.bands, self.mean, self.std, strict=True)
+            ),
+            f"classes  (pixel share over {self.sampled_tiles} tiles; ignore {self.ignore_fraction:.1%})",
+        ]
+        lines += [
+            f"  {i:>3} {name:<16} {frac:7.2%}"
+            for i, (name, frac) in enumerate(zip(self.classes, self.class_fraction, strict=True))
+        ]
+        return "\n".join(lines)
+
+
+def summarize(root: str, max_tiles: int = 64) -> DatasetSummary:
+    """Summarise a change or pretraining dataset folder.
+
+    Args:
+        root: The dataset folder.
+        max_tiles: Most tiles read to count class pixels.
+
+    Returns:
+        The :class:`DatasetSummary`.
+    """
+    folder = DatasetFolder(root)
+    kind = folder.meta.kind if folder.meta is not None else "change"
+    splits = {s: len(folder.ids(s)) for s in folder.splits()}
+    cls = PretrainPairDataset if kind == "pretrain" else ChangeDataset
+    dataset = cls(root, split="all")
+    info = read_info(folder.path("A", str(dataset.ids[0])))
+    counts = np.zeros(dataset.meta.num_classes + 1, dtype=np.int64)
+    picked = np.unique(np.linspace(0, len(dataset) - 1, min(max_tiles, len(dataset))).astype(int))
+    key = "mask_a" if kind == "pretrain" else "change"
+    for index in picked.tolist():
+        labels = dataset[index][key].numpy().ravel()
+        labels = np.where(labels == IGNORE_INDEX, dataset.meta.num_classes, labels)
+        counts += np.bincount(labels, minlength=len(counts))
+    total = max(int(counts.sum()), 1)
+    labelled = max(int(counts[:-1].sum()), 1)
+    assert dataset.meta.mean is not None and dataset.meta.std is not None
+    return DatasetSummary(
+        root=str(root),
+        kind=kind,
+        splits=splits,
+        shape=info.shape,
+        bands=dataset.meta.bands,
+        mean=dataset.meta.mean,
+        std=dataset.meta.std,
+        classes=dataset.meta.classes,
+        class_fraction=(counts[:-1] / labelled).tolist(),
+        ignore_fraction=float(counts[-1] / total),
+        sampled_tiles=len(picked),
+    )
