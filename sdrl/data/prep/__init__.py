@@ -1,0 +1,1 @@
+"""Recipes that build ⚑ dataset folders from real rasters (``sdrl prep``)."""
