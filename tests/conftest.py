@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +12,9 @@ from affine import Affine
 
 from sdrl.data.io import write_raster
 
-REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+REALDATA = Path(
+    os.environ.get("SDRL_REALDATA", Path(__file__).resolve().parents[2] / "shared" / "realdata")
+)
 CRS_UTM33 = "EPSG:32633"
 
 

@@ -44,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_config_flag(parser: argparse.ArgumentParser) -> None:
     if not any(a.dest == "config" for a in parser._actions):
         parser.add_argument("--config", metavar="YAML", help="YAML file of flag: value defaults")
+        parser.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
+        )
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():

@@ -55,7 +55,8 @@ def apply_config(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     if loaded is None:
         return
     if not isinstance(loaded, dict):
-        raise ConfigError(f"{path}: expected a mapping of flag: value, found {type(loaded).__name__}")
+        found = type(loaded).__name__
+        raise ConfigError(f"{path}: expected a mapping of flag: value, found {found}")
     target = _subparser(parser, argv)
     by_dest = {a.dest: a for a in target._actions if a.dest not in ("help", "config")}
     values: dict[str, Any] = {}

@@ -133,15 +133,15 @@ class _FolderDataset(Dataset[dict[str, Any]]):
         if (mapped < 0).any():
             bad = sorted(set(np.unique(raw[mapped < 0]).tolist()))
             declared = (
-                sorted(self.meta.label_values) if self.meta.label_values is not None
+                sorted(self.meta.label_values)
+                if self.meta.label_values is not None
                 else list(range(self.meta.num_classes))
             )
-            raise DataError(
-                self.folder.path(part, tile_id),
-                f"label values {declared} (classes {self.meta.classes})"
-                + (f" or {self.meta.ignore_index} = ignore" if self.meta.ignore_index is not None else ""),
-                f"values {bad}",
-            )
+            ignore = self.meta.ignore_index
+            expected = f"label values {declared} (classes {self.meta.classes})"
+            if ignore is not None:
+                expected += f" or {ignore} = ignore"
+            raise DataError(self.folder.path(part, tile_id), expected, f"values {bad}")
         return mapped
 
     def _read_pair(self, tile_id: str) -> dict[str, Any]:

@@ -334,7 +334,7 @@ def check_same_grid(reference: RasterInfo, other: RasterInfo, align: bool = Fals
         raise DataError(
             other.path,
             f"a georeferenced raster like {reference.path.name} to align it",
-            "one without a CRS" if not other.georeferenced else "a CRS where the reference has none",
+            "no CRS" if not other.georeferenced else "a CRS where the reference has none",
         )
     if not reference.georeferenced:
         raise DataError(
@@ -344,7 +344,9 @@ def check_same_grid(reference: RasterInfo, other: RasterInfo, align: bool = Fals
         )
     if not align:
         what = (
-            f"CRS {other.crs}" if not same_crs else f"grid {other.height}x{other.width} "
+            f"CRS {other.crs}"
+            if not same_crs
+            else f"grid {other.height}x{other.width} "
             f"at {other.transform.c:.2f},{other.transform.f:.2f}"
         )
         expected = (
@@ -433,14 +435,17 @@ def stack_bands(
     for i, info in enumerate(infos):
         if info.georeferenced and ref.georeferenced:
             same = check_same_grid(ref, info, align=True)
-            band = read_raster(info.path, bands=[1]) if same else align_to(info.path, ref, resampling)
+            if same:
+                band = read_raster(info.path, bands=[1])
+            else:
+                band = align_to(info.path, ref, resampling)
         else:
             band = read_raster(info.path, bands=[1])
             if band.data.shape[1:] != (ref.height, ref.width):
                 band = replace(band, data=_resize(band.data, (ref.height, ref.width), resampling))
         out[i] = band.data[0]
     names = tuple(band_names) if band_names is not None else tuple(Path(p).stem for p in paths)
-    return Raster(data=out, band_names=names, nodata=ref.nodata, crs=ref.crs, transform=ref.transform)
+    return Raster(out, names, nodata=ref.nodata, crs=ref.crs, transform=ref.transform)
 
 
 def _resize(data: np.ndarray, shape: tuple[int, int], resampling: Resampling) -> np.ndarray:

@@ -34,9 +34,8 @@ def staged_dir(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
     if out.exists() and not out.is_dir():
         raise DataError(out, "a folder path for the output", "a file")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise DataError(
-            out, "a new or empty output folder", "a folder with files", "Pass --overwrite or another --out"
-        )
+        hint = "Pass --overwrite or another --out"
+        raise DataError(out, "a new or empty output folder", "a folder with files", hint)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = out.parent / f".{out.name}.partial-{os.getpid()}"
     if staging.exists():

@@ -155,7 +155,8 @@ def ensure_meta(
     if meta is None:
         if not folder.has("label") and kind == "change":
             raise DataError(folder.root / "label", "a label/ folder of change masks", "none")
-        label_values, ignore, classes = infer_label_encoding(values, kind, str(folder.root / "label"))
+        labels = str(folder.root / "label")
+        label_values, ignore, classes = infer_label_encoding(values, kind, labels)
         meta = DatasetMeta(
             kind=kind,
             bands=list(first.band_names),

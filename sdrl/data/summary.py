@@ -45,14 +45,14 @@ class DatasetSummary:
     sampled_tiles: int = 0
 
     def __str__(self) -> str:
+        stats = zip(self.bands, self.mean, self.std, strict=True)
         lines = [
             f"dataset  {self.root}  ({self.kind})",
             "splits   " + ", ".join(f"{k}: {v}" for k, v in self.splits.items()),
             f"tiles    {self.shape[0]} bands x {self.shape[1]} x {self.shape[2]} px",
-            "bands    " + " ".join(
-                f"{b}({m:.3g}±{s:.3g})" for b, m, s in zip(self.bands, self.mean, self.std, strict=True)
-            ),
-            f"classes  (pixel share over {self.sampled_tiles} tiles; ignore {self.ignore_fraction:.1%})",
+            "bands    " + " ".join(f"{b}({m:.3g}±{s:.3g})" for b, m, s in stats),
+            f"classes  (pixel share over {self.sampled_tiles} tiles;"
+            f" ignore {self.ignore_fraction:.1%})",
         ]
         lines += [
             f"  {i:>3} {name:<16} {frac:7.2%}"

@@ -93,7 +93,8 @@ class DatasetWriter:
         for part, mask in (("label", label), ("label_B", label_b)):
             if mask is None:
                 continue
-            write_raster(self._path(part, tile_id, self.label_ext), mask, crs=crs, transform=transform)
+            path = self._path(part, tile_id, self.label_ext)
+            write_raster(path, mask, crs=crs, transform=transform)
             counts = np.bincount(mask.astype(np.int64).ravel(), minlength=256)
             previous = self.label_counts.get(part)
             if previous is not None and len(previous) > len(counts):

@@ -1,0 +1,84 @@
+"""The command line frame: help, YAML configs, error reporting, `sdrl info`."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+from sdrl.cli import build_parser, main
+from sdrl.cli.config import apply_config, resolved_config
+from sdrl.errors import ConfigError
+from tests.test_datasets import make_change_folder
+
+
+def test_every_command_has_help(capsys):
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name in sub.choices:
+        with pytest.raises(SystemExit) as stop:
+            main([name, "--help"])
+        assert stop.value.code == 0, name
+        assert "--config" in capsys.readouterr().out
+
+
+def _toy_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    subs = parser.add_subparsers(dest="command")
+    run = subs.add_parser("run")
+    run.add_argument("--data", required=True)
+    run.add_argument("--max-steps", type=int, default=10)
+    run.add_argument("--config")
+    return parser
+
+
+def test_config_sets_defaults_and_flags_override(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("data: /some/dir\nmax-steps: 50\n")
+    parser = _toy_parser()
+    argv = ["run", "--config", str(config), "--max-steps", "7"]
+    apply_config(parser, argv)
+    args = parser.parse_args(argv)
+    assert args.data == "/some/dir" and args.max_steps == 7
+    argv = ["run", f"--config={config}"]
+    parser = _toy_parser()
+    apply_config(parser, argv)
+    assert parser.parse_args(argv).max_steps == 50
+    assert resolved_config(parser.parse_args(argv))["max-steps"] == 50
+
+
+def test_config_unknown_key_is_named(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("max_stepz: 3\n")
+    with pytest.raises(ConfigError, match="unknown key 'max_stepz'; this command takes: data, max-steps"):
+        apply_config(_toy_parser(), ["run", "--config", str(config)])
+    config.write_text("- a\n- b\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        apply_config(_toy_parser(), ["run", "--config", str(config)])
+
+
+def test_info_prints_summary(tmp_path, capsys):
+    root = make_change_folder(tmp_path / "d")
+    assert main(["info", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "splits   train: 4, val: 2, all: 6" in out
+    assert "changed" in out
+
+
+def test_bad_input_exits_2_without_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "sdrl", "info", str(tmp_path / "nothing")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "expected a dataset folder, found no such folder" in result.stderr
+    assert "Traceback" not in result.stderr
+    debug = subprocess.run(
+        [sys.executable, "-m", "sdrl", "--debug", "info", str(tmp_path / "nothing")],
+        capture_output=True,
+        text=True,
+    )
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
