@@ -52,7 +52,9 @@ def test_config_sets_defaults_and_flags_override(tmp_path):
 def test_config_unknown_key_is_named(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("max_stepz: 3\n")
-    with pytest.raises(ConfigError, match="unknown key 'max_stepz'; this command takes: data, max-steps"):
+    with pytest.raises(
+        ConfigError, match="unknown key 'max_stepz'; this command takes: data, max-steps"
+    ):
         apply_config(_toy_parser(), ["run", "--config", str(config)])
     config.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="expected a mapping"):

@@ -122,7 +122,9 @@ def test_label_values_outside_classes(tmp_path):
     meta.save(root / "dataset.json")
     write_raster(root / "label" / "tile_2.png", np.full((16, 16), 7, np.uint8))
     dataset = ChangeDataset(root, "all")
-    with pytest.raises(Exception, match=r"tile_2.png: expected label values \[0, 255\].*values \[7\]"):
+    with pytest.raises(
+        Exception, match=r"tile_2.png: expected label values \[0, 255\].*values \[7\]"
+    ):
         dataset[2]
 
 
@@ -256,3 +258,19 @@ def test_dataloader_with_workers_collates(tmp_path):
     assert batches[0]["image_a"].shape == (3, 3, 16, 16)
     assert batches[0]["change"].shape == (3, 16, 16)
     assert batches[0]["id"] == ["tile_0", "tile_1", "tile_2"]
+
+
+def test_index_of_a_million_tiles_is_compact(tmp_path):
+    """The index holds no Python object per tile; files are only touched when read."""
+    root = make_change_folder(tmp_path / "d", n=1, lists=False)
+    ChangeDataset(root, "all")  # caches dataset.json
+    n = 1_000_000
+    ids = [f"tile_{i}" for i in range(n)]
+    write_split(root, "train", ids)
+    dataset = ChangeDataset(root, "train", check_files=False)
+    assert len(dataset) == n
+    assert dataset.ids.nbytes <= 16 * n
+    assert dataset.ids[n - 1] == f"tile_{n - 1}"
+    assert dataset[0]["image_a"].shape == (3, 16, 16)
+    with pytest.raises(Exception, match="999999 missing"):
+        ChangeDataset(root, "train")

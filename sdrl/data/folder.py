@@ -14,25 +14,34 @@ distributed. Split lists may hold ids with or without extension (BIT writes ``tr
 Without ``list/``, ids named ``train_*``/``val_*``/``test_*`` (LEVIR-CD 256 tiles) give the
 splits; split ``all`` is every image in ``A/``.
 
-Ids are held in one NumPy string array, so an index of millions of tiles costs tens of MB and
-is shared copy-on-write by data-loader workers; files are only opened when a sample is read.
+Ids are held in one NumPy byte-string array (:class:`TileIds`), so an index of millions of
+tiles costs tens of MB, holds no Python object per tile and stays shared copy-on-write with
+data-loader workers; files are only opened when a sample is read.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import numpy as np
 
 from sdrl import __version__
 from sdrl.errors import DataError
 
-__all__ = ["META_FILE", "SUBFOLDERS", "DatasetFolder", "DatasetMeta", "Kind", "write_split"]
+__all__ = [
+    "META_FILE",
+    "SUBFOLDERS",
+    "DatasetFolder",
+    "DatasetMeta",
+    "Kind",
+    "TileIds",
+    "write_split",
+]
 
 Kind = Literal["change", "pretrain", "crop"]
 META_FILE = "dataset.json"
@@ -123,6 +132,49 @@ class DatasetMeta:
         os.replace(tmp, path)
 
 
+class TileIds:
+    """A compact, read-only sequence of tile ids (UTF-8 bytes in one NumPy array).
+
+    Args:
+        ids: The ids, as strings or as an existing ``S`` array.
+    """
+
+    def __init__(self, ids: Iterable[str] | np.ndarray) -> None:
+        if isinstance(ids, np.ndarray) and ids.dtype.kind == "S":
+            self._data = ids
+        else:
+            self._data = np.array([i.encode("utf-8") for i in ids], dtype=np.bytes_)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    @overload
+    def __getitem__(self, index: int | np.integer) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice | np.ndarray) -> TileIds: ...
+
+    def __getitem__(self, index: int | np.integer | slice | np.ndarray) -> str | TileIds:
+        if isinstance(index, (int, np.integer)):
+            return bytes(self._data[index]).decode("utf-8")
+        return TileIds(self._data[index])
+
+    def __iter__(self) -> Iterator[str]:
+        return (bytes(i).decode("utf-8") for i in self._data)
+
+    def tolist(self) -> list[str]:
+        """All ids as a list of strings."""
+        return list(self)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the ids."""
+        return int(self._data.nbytes)
+
+    def __repr__(self) -> str:
+        return f"TileIds({len(self)} ids)"
+
+
 def _strip_extension(name: str) -> str:
     for ext in IMAGE_EXTENSIONS:
         if name.lower().endswith(ext):
@@ -211,14 +263,14 @@ class DatasetFolder:
             names = [p for p in _SPLIT_PREFIXES if any(i.startswith(p + "_") for i in ids)]
         return [*names, "all"]
 
-    def ids(self, split: str) -> np.ndarray:
+    def ids(self, split: str) -> TileIds:
         """Tile ids of a split.
 
         Args:
             split: A list name in ``list/`` (``train``, ``val``, ``test``...) or ``all``.
 
         Returns:
-            ``(N,)`` NumPy unicode array of ids, in list order.
+            The ``N`` ids, in list order.
 
         Raises:
             DataError: The list is missing or empty.
@@ -247,13 +299,13 @@ class DatasetFolder:
                 )
         if not ids:
             raise DataError(self.root / "A", "at least one image", "none")
-        return np.array(ids)
+        return TileIds(ids)
 
     def path(self, part: str, tile_id: str) -> Path:
         """Path of the file of ``tile_id`` in subfolder ``part`` (it may not exist)."""
         return self.root / part / f"{tile_id}{self.extension(part)}"
 
-    def check(self, ids: np.ndarray, parts: Iterable[str]) -> None:
+    def check(self, ids: TileIds, parts: Iterable[str]) -> None:
         """Check that every id has a file in every part (one directory scan per part).
 
         Raises:
