@@ -24,9 +24,8 @@ def test_success_renames_and_overwrite_replaces(tmp_path):
         (staging / "new.txt").write_text("1")
         assert not out.exists()
     assert (out / "new.txt").read_text() == "1"
-    with pytest.raises(DataError, match="Pass --overwrite"):
-        with staged_dir(out):
-            pass
+    with pytest.raises(DataError, match="Pass --overwrite"), staged_dir(out):
+        pass
     with staged_dir(out, overwrite=True) as staging:
         (staging / "other.txt").write_text("2")
     assert sorted(p.name for p in out.iterdir()) == ["other.txt"]
