@@ -83,9 +83,10 @@ class BitemporalAugment(nn.Module):
     Random draws use the global torch generator, so ``torch.manual_seed`` makes results
     reproducible on a given device. Inputs may live on any device.
 
-    Example:
-        >>> aug = BitemporalAugment()
-        >>> out = aug(batch)  # same keys; images (B, C, H, W), masks (B, H, W) int64
+    Example::
+
+        augment = BitemporalAugment()
+        batch = augment(batch)  # same keys; images (B, C, H, W), masks (B, H, W) int64
     """
 
     def __init__(
@@ -152,7 +153,9 @@ class BitemporalAugment(nn.Module):
             K.RandomHorizontalFlip(p=p_hflip),
             K.RandomVerticalFlip(p=p_vflip),
             K.RandomRotation90(times=(1, 1), p=p_rot90),
-            K.RandomAffine(degrees=degrees, translate=(translate, translate), scale=scale, p=p_affine),
+            K.RandomAffine(
+                degrees=degrees, translate=(translate, translate), scale=scale, p=p_affine
+            ),
         ]
         self._rigid = [m for m in self._rigid if m.p > 0]
         self._rgb = K.ColorJitter(saturation=saturation, hue=hue, p=p_color)
@@ -160,7 +163,7 @@ class BitemporalAugment(nn.Module):
 
     @classmethod
     def identity(cls) -> BitemporalAugment:
-        """A configuration that returns the batch unchanged (for validation and tests)."""
+        """A configuration that returns the batch's tensors unchanged (for validation)."""
         return cls(geometric=False, photometric=False)
 
     def forward(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -196,17 +199,15 @@ class BitemporalAugment(nn.Module):
                 f"rgb_color_jitter=True needs 3-band (RGB) images, found {c} bands; "
                 "set rgb_color_jitter=False for multispectral data"
             )
-        # Small parameters are drawn on the CPU (like kornia's) so that a seed gives the same
-        # draws whatever the device.
+        # Per-sample parameters are drawn on the CPU, like kornia's; noise on the images' device.
         on = (torch.rand(b) < self.p_color).float()[:, None]
         contrast = 1 + self.contrast * (2 * torch.rand(b, 1) - 1) * on
         gain = contrast * (1 + self.band_jitter * (2 * torch.rand(b, c) - 1) * on)
         shift = self.brightness * (2 * torch.rand(b, 1) - 1) * on
         shift = shift + self.band_jitter * (2 * torch.rand(b, c) - 1) * on
         gain = gain.to(x)[..., None, None]
-        shift = shift.to(x)[..., None, None]
-        mean = x.mean(dim=(2, 3), keepdim=True)
-        x = (x - mean) * gain + mean + shift
+        offset = shift.to(x)[..., None, None] + x.mean(dim=(2, 3), keepdim=True) * (1 - gain)
+        x = torch.addcmul(offset, x, gain)  # (x - mean) * gain + mean + shift
         if self.rgb_color_jitter:
             low = x.amin(dim=(1, 2, 3), keepdim=True)
             span = (x.amax(dim=(1, 2, 3), keepdim=True) - low).clamp_min(1e-6)
@@ -214,8 +215,9 @@ class BitemporalAugment(nn.Module):
         if self._blur is not None:
             x = self._blur(x)
         if self.p_noise > 0 and self.noise_std > 0:
-            noisy = (torch.rand(b) < self.p_noise).to(x)[:, None, None, None]
-            x = x + self.noise_std * noisy * torch.randn_like(x)
+            noisy = (torch.rand(b) < self.p_noise).nonzero().squeeze(1).to(x.device)
+            noise = torch.randn((len(noisy), *x.shape[1:]), device=x.device, dtype=x.dtype)
+            x = x.index_add(0, noisy, noise, alpha=self.noise_std)
         return x
 
     def _geometry(
@@ -223,7 +225,7 @@ class BitemporalAugment(nn.Module):
     ) -> dict[str, Tensor]:
         """One geometric draw per sample, applied to every image and mask of ``batch``."""
         ref = batch[images[0] if images else masks[0]]
-        b, height, width = ref.shape[0], *ref.shape[-2:]
+        b, height, width = ref.shape[0], ref.shape[-2], ref.shape[-1]
         steps: list[nn.Module] = []
         if self.crop_scale is not None:
             crop = K.RandomResizedCrop(
