@@ -163,3 +163,10 @@ def test_stack_bands_onto_finest_grid(make_tif):
     np.testing.assert_array_equal(stacked.data[0], np.kron(b60[0], np.ones((6, 6), np.uint16)))
     explicit = stack_bands(paths, band_names=["a", "b", "c"], reference=2)
     assert explicit.data.shape == (3, 6, 6) and explicit.band_names == ("a", "b", "c")
+
+
+def test_stack_bands_without_crs_uses_largest_grid(make_tif):
+    small = make_tif("B01.tif", np.ones((1, 2, 2), np.uint16), crs=None)
+    large = make_tif("B02.tif", np.ones((1, 12, 12), np.uint16), crs=None)
+    stacked = stack_bands([small, large])
+    assert stacked.data.shape == (2, 12, 12)

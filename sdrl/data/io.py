@@ -282,6 +282,11 @@ def write_raster(
         )
         if compress:
             profile["compress"] = compress
+            if compress.lower() in ("deflate", "zstd", "lzw"):
+                # differencing makes imagery compress better; level 1 is twice as fast as 6
+                profile["predictor"] = 3 if data.dtype.kind == "f" else 2
+                if compress.lower() != "lzw":
+                    profile["zlevel" if compress.lower() == "deflate" else "zstd_level"] = 1
         if data.shape[1] >= 256 and data.shape[2] >= 256:
             profile.update(tiled=True, blockxsize=256, blockysize=256)
         if data.shape[0] > 1 and data.dtype == np.uint8 and data.shape[0] in (3, 4):
@@ -417,7 +422,8 @@ def stack_bands(
     Args:
         paths: One file per band, in output band order (each file's first band is used).
         band_names: Names for the output bands; the files' stems when ``None``.
-        reference: Index into ``paths`` of the grid to use; the finest resolution when ``None``.
+        reference: Index into ``paths`` of the grid to use; when ``None``, the finest
+            resolution (or, if some file has no CRS, the largest grid).
         resampling: How coarser bands are brought onto the grid.
         dtype: Output dtype; the widest of the inputs when ``None``.
 
@@ -427,8 +433,10 @@ def stack_bands(
     if not paths:
         raise ValueError("stack_bands needs at least one file")
     infos = [read_info(p) for p in paths]
-    if reference is None:
+    if reference is None and all(i.georeferenced for i in infos):
         reference = min(range(len(infos)), key=lambda i: infos[i].resolution[0])
+    elif reference is None:  # no CRS to compare pixel sizes: the largest grid is the finest
+        reference = max(range(len(infos)), key=lambda i: infos[i].height * infos[i].width)
     ref = infos[reference]
     out_dtype = np.dtype(dtype) if dtype is not None else np.result_type(*[i.dtype for i in infos])
     out = np.empty((len(paths), ref.height, ref.width), dtype=out_dtype)
