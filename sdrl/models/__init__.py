@@ -1,0 +1,32 @@
+"""Backbones, necks and weight loading.
+
+Shape letters: ``B`` batch, ``C`` input bands, ``H``/``W`` input rows/columns, ``D_i``
+channels of feature level ``i`` (C2..C5 at strides 4, 8, 16, 32).
+"""
+
+from sdrl.models.backbones import BACKBONES, backbone_names, build_backbone
+from sdrl.models.base import STRIDES, Backbone
+from sdrl.models.fpn import FPN
+from sdrl.models.resnet import ResNetBackbone
+from sdrl.models.swin import SwinBackbone
+from sdrl.models.weight_files import META_FILE, WEIGHTS_FILE, WeightsFile, read_weights
+from sdrl.models.weights import LoadReport, adapt_input_conv, load_state_dict_into, load_weights
+
+__all__ = [
+    "BACKBONES",
+    "FPN",
+    "META_FILE",
+    "STRIDES",
+    "WEIGHTS_FILE",
+    "Backbone",
+    "LoadReport",
+    "ResNetBackbone",
+    "SwinBackbone",
+    "WeightsFile",
+    "adapt_input_conv",
+    "backbone_names",
+    "build_backbone",
+    "load_state_dict_into",
+    "load_weights",
+    "read_weights",
+]
