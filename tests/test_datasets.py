@@ -15,6 +15,7 @@ from sdrl.data.folder import DatasetFolder, DatasetMeta, write_split
 from sdrl.data.io import write_raster
 from sdrl.data.samples import IGNORE_INDEX, collate
 from sdrl.data.stats import BandMoments
+from sdrl.data.writer import DatasetWriter
 
 
 def make_change_folder(
@@ -274,3 +275,103 @@ def test_index_of_a_million_tiles_is_compact(tmp_path):
     assert dataset[0]["image_a"].shape == (3, 16, 16)
     with pytest.raises(Exception, match="999999 missing"):
         ChangeDataset(root, "train")
+
+
+def test_band_moments_skip_non_finite_values_band_by_band():
+    rng = np.random.default_rng(3)
+    data = rng.normal(5, 2, size=(3, 6, 7))
+    data[0, 1, 2] = np.nan
+    data[1, 4, :] = np.inf
+    data[2, 0, 0] = -np.inf
+    valid = np.ones((6, 7), dtype=bool)
+    valid[5] = False
+    moments = BandMoments.empty(3)
+    moments.update(data[:, :3], valid[:3])
+    moments.update(data[:, 3:], valid[3:])
+    for band in range(3):
+        pixels = data[band][valid]
+        pixels = pixels[np.isfinite(pixels)]
+        assert moments.count[band] == pixels.size
+        np.testing.assert_allclose(moments.mean[band], pixels.mean())
+        np.testing.assert_allclose(moments.std[band], pixels.std())
+    empty = BandMoments.empty(1)
+    empty.update(np.full((1, 2, 2), np.nan))
+    assert empty.count[0] == 0 and empty.mean[0] == 0 and empty.std[0] == 0
+
+
+def test_band_moments_remove_undoes_update():
+    rng = np.random.default_rng(4)
+    chunks = [rng.normal(loc=100, scale=4, size=(2, 5, s)) for s in (4, 9, 2)]
+    chunks[1][0, 0, 0] = np.nan
+    moments = BandMoments.empty(2)
+    for chunk in chunks:
+        moments.update(chunk)
+    moments.remove(chunks[1])
+    rest = np.concatenate([chunks[0].reshape(2, -1), chunks[2].reshape(2, -1)], axis=1)
+    np.testing.assert_allclose(moments.count, [rest.shape[1]] * 2)
+    np.testing.assert_allclose(moments.mean, rest.mean(axis=1))
+    np.testing.assert_allclose(moments.std, rest.std(axis=1), rtol=1e-9)
+    for chunk in (chunks[0], chunks[2]):
+        moments.remove(chunk)
+    assert (moments.count == 0).all() and (moments.mean == 0).all() and (moments.m2 == 0).all()
+    with pytest.raises(ValueError, match="more pixels than were added"):
+        moments.remove(chunks[0])
+
+
+def test_writer_statistics_skip_nan_and_nodata(tmp_path):
+    image = np.arange(2 * 4 * 4, dtype=np.float32).reshape(2, 4, 4)
+    image[0, 0, 0] = np.nan  # float raster without declared nodata
+    image[1, 3, 3] = np.inf
+    writer = DatasetWriter(tmp_path, image_ext=".tif")
+    writer.add("t", image, image)
+    meta = writer.finish(DatasetMeta(kind="pretrain", bands=["a", "b"], classes=[]), {})
+    for band in range(2):
+        pixels = image[band][np.isfinite(image[band])].astype(np.float64)
+        assert np.isfinite(meta.mean[band]) and np.isfinite(meta.std[band])
+        np.testing.assert_allclose(meta.mean[band], pixels.mean())
+        np.testing.assert_allclose(meta.std[band], pixels.std())
+    with_nodata = DatasetWriter(tmp_path, image_ext=".tif", nodata=-1)
+    image = np.full((1, 4, 4), 3, dtype=np.int16)
+    image[0, 0] = -1
+    image[0, 1, 0] = 9
+    with_nodata.add("u", image)
+    assert with_nodata.moments is not None and with_nodata.moments.count[0] == 12
+    np.testing.assert_allclose(with_nodata.moments.mean, [(11 * 3 + 9) / 12])
+
+
+def test_writer_remove_deletes_files_ids_and_statistics(tmp_path):
+    rng = np.random.default_rng(5)
+    root = tmp_path
+    writer = DatasetWriter(root, image_ext=".tif", nodata=0)
+    images = {}
+    for name in ("t0", "t1", "t2"):
+        a = rng.integers(0, 50, (3, 8, 8), dtype=np.uint16)
+        b = rng.integers(0, 50, (3, 8, 8), dtype=np.uint16)
+        mask = rng.integers(0, 3, (8, 8), dtype=np.uint8)
+        writer.add(name, a, b, label=mask, label_b=(mask + 1) % 3)
+        images[name] = (a, b, mask)
+    writer.remove("t1")
+    assert writer.ids == ["t0", "t2"]
+    for part in ("A", "B", "label", "label_B"):
+        assert sorted(p.name for p in (root / part).iterdir()) == ["t0.tif", "t2.tif"]
+    expected = BandMoments.empty(3)
+    for name in ("t0", "t2"):
+        for image in images[name][:2]:
+            expected.update(image, ~(image == 0).all(axis=0))
+    assert writer.moments is not None
+    np.testing.assert_allclose(writer.moments.count, expected.count)
+    np.testing.assert_allclose(writer.moments.mean, expected.mean)
+    np.testing.assert_allclose(writer.moments.std, expected.std, rtol=1e-9)
+    masks = np.stack([images[name][2] for name in ("t0", "t2")])
+    np.testing.assert_array_equal(
+        writer.class_pixels("label")[:3], np.bincount(masks.ravel(), minlength=3)
+    )
+    meta = writer.finish(
+        DatasetMeta(kind="pretrain", bands=["r", "g", "b"], classes=["x", "y", "z"]),
+        {"train": ["t0", "t2"]},
+    )
+    np.testing.assert_allclose(meta.mean, expected.mean)
+    with pytest.raises(KeyError, match="t1"):
+        writer.remove("t1")
+    with pytest.raises(ValueError, match="not written"):
+        writer.finish(meta, {"train": ["t1"]})

@@ -28,7 +28,7 @@ class BandMoments:
     """Running per-band count, mean and sum of squared deviations (Chan et al.).
 
     Attributes:
-        count: ``(C,)`` number of valid pixels per band.
+        count: ``(C,)`` number of valid, finite pixels per band.
         mean: ``(C,)`` running mean.
         m2: ``(C,)`` running sum of squared deviations from the mean.
     """
@@ -44,20 +44,64 @@ class BandMoments:
         return cls(zeros.copy(), zeros.copy(), zeros.copy())
 
     def update(self, data: np.ndarray, valid: np.ndarray | None = None) -> None:
-        """Add the pixels of a ``(C, H, W)`` array, skipping those where ``valid`` is false."""
+        """Add the pixels of a ``(C, H, W)`` array.
+
+        Pixels where ``valid`` is false are skipped in every band; non-finite values (NaN, inf)
+        are skipped in their own band, so a float raster without declared nodata cannot turn
+        the mean and std into NaN.
+
+        Args:
+            data: ``(C, H, W)`` pixels.
+            valid: ``(H, W)`` bool, or ``None`` for all pixels.
+        """
+        count, mean, m2 = self._moments(data, valid)
+        total = self.count + count
+        safe = np.maximum(total, 1)
+        delta = mean - self.mean
+        self.mean = self.mean + delta * count / safe
+        self.m2 = self.m2 + m2 + delta**2 * self.count * count / safe
+        self.count = total
+
+    def remove(self, data: np.ndarray, valid: np.ndarray | None = None) -> None:
+        """Take back pixels added with :meth:`update` (same ``data`` and ``valid``).
+
+        Chan's merge solved for the remaining part; exact up to rounding (``m2`` is clipped
+        at zero, and a band left without pixels returns to zero moments).
+
+        Args:
+            data: ``(C, H, W)`` pixels, as given to :meth:`update`.
+            valid: ``(H, W)`` bool, or ``None``, as given to :meth:`update`.
+        """
+        count, mean, m2 = self._moments(data, valid)
+        if (count > self.count).any():
+            raise ValueError("BandMoments.remove: more pixels than were added")
+        rest = self.count - count
+        safe = np.maximum(rest, 1)
+        rest_mean = (self.count * self.mean - count * mean) / safe
+        delta = mean - rest_mean
+        rest_m2 = self.m2 - m2 - delta**2 * rest * count / np.maximum(self.count, 1)
+        empty = rest == 0
+        self.mean = np.where(empty, 0.0, rest_mean)
+        self.m2 = np.where(empty, 0.0, np.maximum(rest_m2, 0.0))
+        self.count = rest
+
+    @staticmethod
+    def _moments(
+        data: np.ndarray, valid: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(C,)`` count, mean and m2 of the valid, finite pixels of one array."""
         flat = data.reshape(data.shape[0], -1).astype(np.float64)
         if valid is not None:
             flat = flat[:, valid.reshape(-1)]
-        n = flat.shape[1]
-        if n == 0:
-            return
-        mean = flat.mean(axis=1)
-        m2 = ((flat - mean[:, None]) ** 2).sum(axis=1)
-        total = self.count + n
-        delta = mean - self.mean
-        self.mean = self.mean + delta * n / total
-        self.m2 = self.m2 + m2 + delta**2 * self.count * n / total
-        self.count = total
+        finite = np.isfinite(flat)
+        if finite.all():
+            count = np.full(flat.shape[0], flat.shape[1], dtype=np.float64)
+            mean = flat.mean(axis=1) if flat.shape[1] else np.zeros(flat.shape[0])
+            return count, mean, ((flat - mean[:, None]) ** 2).sum(axis=1)
+        count = finite.sum(axis=1).astype(np.float64)
+        mean = np.where(finite, flat, 0.0).sum(axis=1) / np.maximum(count, 1)
+        m2 = (np.where(finite, flat - mean[:, None], 0.0) ** 2).sum(axis=1)
+        return count, mean, m2
 
     @property
     def std(self) -> np.ndarray:

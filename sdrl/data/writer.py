@@ -14,11 +14,14 @@ import numpy as np
 from affine import Affine
 from rasterio.crs import CRS
 
-from sdrl.data.folder import DatasetMeta, write_split
-from sdrl.data.io import write_raster
+from sdrl.data.folder import SUBFOLDERS, DatasetMeta, write_split
+from sdrl.data.io import read_raster, write_raster
 from sdrl.data.stats import BandMoments
 
 __all__ = ["DatasetWriter"]
+
+IMAGE_PARTS = SUBFOLDERS[:2]  # A, B
+LABEL_PARTS = SUBFOLDERS[2:]  # label, label_B
 
 
 class DatasetWriter:
@@ -29,7 +32,7 @@ class DatasetWriter:
         image_ext: ``.tif`` (GeoTIFF, keeps CRS/transform, any dtype) or ``.png`` (8/16-bit).
         label_ext: Extension of label files; ``image_ext`` when ``None``.
         nodata: Nodata value of the images, recorded in each GeoTIFF and skipped by the
-            statistics.
+            statistics (so are non-finite values of float images, band by band).
     """
 
     def __init__(
@@ -46,6 +49,24 @@ class DatasetWriter:
         self.moments: BandMoments | None = None
         self.label_counts: dict[str, np.ndarray] = {}
         self.ids: list[str] = []
+
+    def _ext(self, part: str) -> str:
+        return self.image_ext if part in IMAGE_PARTS else self.label_ext
+
+    def _valid(self, image: np.ndarray) -> np.ndarray | None:
+        """``(H, W)`` pixels where not every band is ``nodata`` (``None`` without nodata)."""
+        if self.nodata is None or np.isnan(self.nodata):
+            return None  # NaN never compares equal; BandMoments skips non-finite values
+        return ~(image == self.nodata).all(axis=0)
+
+    def _count_labels(self, part: str, mask: np.ndarray, sign: int) -> None:
+        counts = np.bincount(mask.astype(np.int64).ravel(), minlength=256) * sign
+        previous = self.label_counts.get(part)
+        if previous is not None and len(previous) > len(counts):
+            counts = np.pad(counts, (0, len(previous) - len(counts)))
+        elif previous is not None:
+            previous = np.pad(previous, (0, len(counts) - len(previous)))
+        self.label_counts[part] = counts if previous is None else previous + counts
 
     def _path(self, part: str, tile_id: str, ext: str) -> Path:
         folder = self.root / part
@@ -77,7 +98,7 @@ class DatasetWriter:
         """
         if self.moments is None:
             self.moments = BandMoments.empty(image_a.shape[0])
-        for part, image in (("A", image_a), ("B", image_b)):
+        for part, image in zip(IMAGE_PARTS, (image_a, image_b), strict=True):
             if image is None:
                 continue
             write_raster(
@@ -88,21 +109,40 @@ class DatasetWriter:
                 nodata=self.nodata,
                 band_names=band_names,
             )
-            valid = None if self.nodata is None else ~(image == self.nodata).all(axis=0)
-            self.moments.update(image, valid)
-        for part, mask in (("label", label), ("label_B", label_b)):
+            self.moments.update(image, self._valid(image))
+        for part, mask in zip(LABEL_PARTS, (label, label_b), strict=True):
             if mask is None:
                 continue
             path = self._path(part, tile_id, self.label_ext)
             write_raster(path, mask, crs=crs, transform=transform)
-            counts = np.bincount(mask.astype(np.int64).ravel(), minlength=256)
-            previous = self.label_counts.get(part)
-            if previous is not None and len(previous) > len(counts):
-                counts = np.pad(counts, (0, len(previous) - len(counts)))
-            elif previous is not None:
-                previous = np.pad(previous, (0, len(counts) - len(previous)))
-            self.label_counts[part] = counts if previous is None else previous + counts
+            self._count_labels(part, mask, 1)
         self.ids.append(tile_id)
+
+    def remove(self, tile_id: str) -> None:
+        """Delete a written tile: its file in every part, its id, and its share of the statistics.
+
+        The band moments and label counts are taken back from the files before they are deleted,
+        so :meth:`finish` describes the tiles that remain.
+
+        Args:
+            tile_id: An id given to :meth:`add`.
+
+        Raises:
+            KeyError: ``tile_id`` was not written (or was removed already).
+        """
+        if tile_id not in self.ids:
+            raise KeyError(f"DatasetWriter.remove: no tile '{tile_id}' was written to {self.root}")
+        for part in SUBFOLDERS:
+            path = self.root / part / f"{tile_id}{self._ext(part)}"
+            if not path.is_file():
+                continue
+            data = read_raster(path).data
+            if part in IMAGE_PARTS and self.moments is not None:
+                self.moments.remove(data, self._valid(data))
+            elif part in LABEL_PARTS:
+                self._count_labels(part, data[0], -1)
+            path.unlink()
+        self.ids.remove(tile_id)
 
     def finish(self, meta: DatasetMeta, splits: Mapping[str, Sequence[str]]) -> DatasetMeta:
         """Write the split lists and ``dataset.json`` (mean/std from the written images).
