@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from sdrl.demo import run_demo
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``sdrl demo``."""
@@ -25,6 +23,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the demo and print where its outputs are."""
+    from sdrl.demo import run_demo  # imported here: `sdrl --help` stays fast
+
     result = run_demo(args.out, args.num, args.size, args.seed, args.overwrite)
     for name, path in result.datasets.items():
         print(f"{name} dataset: {path}")

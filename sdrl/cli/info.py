@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from sdrl.data.summary import summarize
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``sdrl info``."""
@@ -21,5 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the summary."""
+    from sdrl.data.summary import summarize  # imported here: `sdrl --help` stays fast
+
     print(summarize(args.data, max_tiles=args.max_tiles))
     return 0

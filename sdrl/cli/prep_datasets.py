@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from sdrl.data.prep.levir import prepare_levir
-from sdrl.data.prep.oscd import prepare_oscd
-from sdrl.data.prep.whu import prepare_whu
 from sdrl.errors import ConfigError
 
 
@@ -91,12 +88,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run_levir(args: argparse.Namespace) -> int:
     """Run ``sdrl prep levir``."""
+    from sdrl.data.prep.levir import prepare_levir  # imported here: `sdrl --help` stays fast
+
     print(prepare_levir(args.src, args.out, args.tile, args.overwrite, args.split))
     return 0
 
 
 def run_whu(args: argparse.Namespace) -> int:
     """Run ``sdrl prep whu``."""
+    from sdrl.data.prep.whu import prepare_whu  # imported here: `sdrl --help` stays fast
+
     if args.ratios is not None:
         raise ConfigError(
             "--ratios TRAIN VAL TEST: replaced by --val-fraction VAL --test-fraction TEST "
@@ -123,6 +124,8 @@ def run_whu(args: argparse.Namespace) -> int:
 
 def run_oscd(args: argparse.Namespace) -> int:
     """Run ``sdrl prep oscd``."""
+    from sdrl.data.prep.oscd import prepare_oscd  # imported here: `sdrl --help` stays fast
+
     result = prepare_oscd(
         args.src,
         args.out,

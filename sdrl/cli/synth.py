@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from sdrl.data.synth import CLASSES, generate_dataset, scene_splits
+from sdrl.data.synth.spectra import CLASSES
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -73,6 +73,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate the dataset and print a one-line summary."""
+    from sdrl.data.synth import generate_dataset, scene_splits  # lazy: `sdrl --help` stays fast
+
     start = time.perf_counter()
     meta = generate_dataset(
         args.out,
