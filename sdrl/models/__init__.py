@@ -6,9 +6,12 @@ channels of feature level ``i`` (C2..C5 at strides 4, 8, 16, 32).
 
 from sdrl.models.backbones import BACKBONES, backbone_names, build_backbone
 from sdrl.models.base import STRIDES, Backbone
+from sdrl.models.change import ChangeModel, ChangeNet
 from sdrl.models.fpn import FPN
+from sdrl.models.init import build_change_model, init_encoder
 from sdrl.models.resnet import ResNetBackbone
 from sdrl.models.swin import SwinBackbone
+from sdrl.models.unet import EarlyFusionUNet
 from sdrl.models.weight_files import META_FILE, WEIGHTS_FILE, WeightsFile, read_weights
 from sdrl.models.weights import LoadReport, adapt_input_conv, load_state_dict_into, load_weights
 
@@ -19,6 +22,9 @@ __all__ = [
     "STRIDES",
     "WEIGHTS_FILE",
     "Backbone",
+    "ChangeModel",
+    "ChangeNet",
+    "EarlyFusionUNet",
     "LoadReport",
     "ResNetBackbone",
     "SwinBackbone",
@@ -26,6 +32,8 @@ __all__ = [
     "adapt_input_conv",
     "backbone_names",
     "build_backbone",
+    "build_change_model",
+    "init_encoder",
     "load_state_dict_into",
     "load_weights",
     "read_weights",
