@@ -1,0 +1,185 @@
+"""Optimisers (SGD, AdamW, lightly's LARS) and the per-step warm-up + decay schedule."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from lightly.utils.lars import LARS
+from torch import nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR
+
+from sdrl.train.config import OptimizerName, ScheduleName
+
+__all__ = ["OptimSettings", "WarmupDecay", "build_optimizer", "build_scheduler", "param_groups"]
+
+
+def param_groups(modules: Iterable[nn.Module], weight_decay: float) -> list[dict]:
+    """Trainable parameters in two groups: with weight decay, and without it.
+
+    Biases and the weights of norm layers (every tensor with one dimension) get no weight
+    decay; with LARS a zero weight decay also excludes them from the trust-ratio adaptation
+    (SimCLR / BYOL practice). Frozen parameters (momentum branches) are left out.
+
+    Args:
+        modules: The modules whose parameters are optimised (each parameter taken once).
+        weight_decay: Decay of the first group.
+
+    Returns:
+        Parameter groups for a ``torch.optim`` optimiser.
+    """
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    seen: set[int] = set()
+    for module in modules:
+        for param in module.parameters():
+            if not param.requires_grad or id(param) in seen:
+                continue
+            seen.add(id(param))
+            (no_decay if param.ndim <= 1 else decay).append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def build_optimizer(
+    name: OptimizerName,
+    groups: list[dict],
+    lr: float,
+    momentum: float = 0.9,
+) -> Optimizer:
+    """The optimiser by name.
+
+    Args:
+        name: ``sgd`` (Nesterov-free momentum SGD), ``adamw`` or ``lars``
+            (:class:`lightly.utils.lars.LARS`).
+        groups: Parameter groups from :func:`param_groups` (their weight decay is kept).
+        lr: Peak learning rate (the schedule scales it per step).
+        momentum: Momentum of SGD and LARS.
+
+    Returns:
+        The optimiser.
+    """
+    if name == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=momentum)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=lr)
+    if name == "lars":
+        return LARS(groups, lr=lr, momentum=momentum)
+    raise ValueError(f"unknown optimizer {name!r}; choose sgd, adamw or lars")
+
+
+@dataclass
+class WarmupDecay:
+    """Learning-rate factor of step ``s``: linear warm-up, then cosine, poly or constant.
+
+    ``factor(s) = (s + 1) / warmup`` for ``s < warmup``; then with ``t = (s - warmup) /
+    (total - warmup)`` clamped to ``[0, 1]``: cosine ``r + (1 - r)·(1 + cos πt)/2``, poly
+    ``r + (1 - r)·(1 - t)^power``, constant ``1``, where ``r`` is ``min_ratio``.
+
+    A callable object rather than a closure, so ``LambdaLR.state_dict`` saves its settings
+    (plain numbers) with the checkpoint.
+
+    Attributes:
+        total: Total optimiser steps.
+        warmup: Warm-up steps.
+        kind: ``cosine``, ``poly`` or ``constant``.
+        min_ratio: Final factor of cosine and poly.
+        power: Exponent of poly.
+    """
+
+    total: int
+    warmup: int
+    kind: ScheduleName = "cosine"
+    min_ratio: float = 0.0
+    power: float = 0.9
+
+    def __call__(self, step: int) -> float:
+        """The factor of the peak learning rate at optimiser step ``step`` (0-based)."""
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        if self.kind == "constant":
+            return 1.0
+        span = max(self.total - self.warmup, 1)
+        t = min(max((step - self.warmup) / span, 0.0), 1.0)
+        if self.kind == "cosine":
+            shape = 0.5 * (1.0 + math.cos(math.pi * t))
+        else:
+            shape = (1.0 - t) ** self.power
+        return self.min_ratio + (1.0 - self.min_ratio) * shape
+
+
+def build_scheduler(
+    optimizer: Optimizer,
+    total_steps: int,
+    kind: ScheduleName = "cosine",
+    warmup_steps: int | None = None,
+    warmup_fraction: float = 0.05,
+    min_ratio: float = 0.0,
+    power: float = 0.9,
+) -> LambdaLR:
+    """A per-step ``LambdaLR`` with :class:`WarmupDecay`.
+
+    Args:
+        optimizer: The optimiser.
+        total_steps: Optimiser steps of the whole run.
+        kind: Decay after warm-up.
+        warmup_steps: Warm-up steps; ``None`` uses ``warmup_fraction`` of ``total_steps``.
+        warmup_fraction: Warm-up fraction when ``warmup_steps`` is ``None``.
+        min_ratio: Final factor of cosine and poly.
+        power: Exponent of poly.
+
+    Returns:
+        The scheduler; step it after every optimiser step.
+    """
+    total = max(int(total_steps), 1)
+    if warmup_steps is None:
+        warmup_steps = round(warmup_fraction * total)
+    schedule = WarmupDecay(total, min(int(warmup_steps), total), kind, min_ratio, power)
+    return LambdaLR(optimizer, schedule)
+
+
+@dataclass(frozen=True)
+class OptimSettings:
+    """Optimiser and schedule settings of a run (see :class:`~sdrl.train.config.PretrainConfig`).
+
+    Attributes:
+        optimizer: ``sgd``, ``adamw`` or ``lars``.
+        lr: Peak learning rate.
+        weight_decay: Weight decay of the weights (not of biases and norm layers).
+        momentum: Momentum of SGD and LARS.
+        schedule: ``cosine``, ``poly`` or ``constant`` after the warm-up.
+        warmup_steps: Warm-up steps, or ``None`` for ``warmup_fraction``.
+        warmup_fraction: Warm-up as a fraction of the total steps.
+        min_lr_ratio: Final factor of cosine and poly.
+        poly_power: Exponent of poly.
+    """
+
+    optimizer: OptimizerName = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    momentum: float = 0.9
+    schedule: ScheduleName = "cosine"
+    warmup_steps: int | None = None
+    warmup_fraction: float = 0.05
+    min_lr_ratio: float = 0.0
+    poly_power: float = 0.9
+
+    def build(self, modules: Iterable[nn.Module], total_steps: int) -> tuple[Optimizer, LambdaLR]:
+        """The optimiser over ``modules`` and its per-step scheduler for ``total_steps``."""
+        groups = param_groups(modules, self.weight_decay)
+        optimizer = build_optimizer(self.optimizer, groups, self.lr, self.momentum)
+        scheduler = build_scheduler(
+            optimizer,
+            total_steps,
+            self.schedule,
+            self.warmup_steps,
+            self.warmup_fraction,
+            self.min_lr_ratio,
+            self.poly_power,
+        )
+        return optimizer, scheduler
