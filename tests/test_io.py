@@ -170,3 +170,28 @@ def test_stack_bands_without_crs_uses_largest_grid(make_tif):
     large = make_tif("B02.tif", np.ones((1, 12, 12), np.uint16), crs=None)
     stacked = stack_bands([small, large])
     assert stacked.data.shape == (2, 12, 12)
+
+
+def test_align_to_many_bands_whole_and_windowed_agree_with_reproject(make_tif):
+    """Five uint16 bands on a sub-pixel shifted grid: every read equals GDAL's reproject."""
+    rng = np.random.default_rng(7)
+    ref_path = make_tif("ref.tif", rng.integers(0, 5000, (5, 64, 80), dtype=np.uint16))
+    data = rng.integers(0, 5000, (5, 64, 80), dtype=np.uint16)
+    other = make_tif("other.tif", data, origin=(500003.7, 4999997.9))
+    reference = read_info(ref_path)
+    whole = align_to(other, reference)
+    expected = np.zeros_like(whole.data)
+    reproject(
+        data,
+        expected,
+        src_transform=read_info(other).transform,
+        src_crs=reference.crs,
+        dst_transform=reference.transform,
+        dst_crs=reference.crs,
+        resampling=Resampling.bilinear,
+    )
+    inner = (slice(None), slice(2, -2), slice(2, -2))
+    np.testing.assert_array_equal(whole.data[inner], expected[inner])
+    part = align_to(other, reference, window=Window(10, 20, 30, 16))
+    np.testing.assert_array_equal(part.data, whole.data[:, 20:36, 10:40])
+    assert part.transform == reference.transform @ Affine.translation(10, 20)

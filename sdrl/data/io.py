@@ -22,7 +22,7 @@ from rasterio.crs import CRS
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import DatasetReader
-from rasterio.vrt import WarpedVRT
+from rasterio.warp import reproject
 from rasterio.windows import Window
 
 from sdrl.errors import DataError
@@ -386,18 +386,21 @@ def align_to(
         if src.crs is None or reference.crs is None:
             raise DataError(path, "a georeferenced raster to align", "no CRS")
         fill = nodata if nodata is not None else (src.nodata if src.nodata is not None else 0)
-        with WarpedVRT(
-            src,
-            crs=reference.crs,
-            transform=reference.transform,
-            width=reference.width,
-            height=reference.height,
-            resampling=resampling,
+        if window is None:
+            window = Window(0, 0, reference.width, reference.height)
+        transform = rasterio.windows.transform(window, reference.transform)
+        data = np.full((src.count, int(window.height), int(window.width)), fill, src.dtypes[0])
+        # GDAL's warper through rasterio.warp.reproject: a WarpedVRT read of a whole multi-band
+        # raster in one call was seen to deviate from it by several DN (GDAL 3.10).
+        reproject(
+            rasterio.band(src, list(range(1, src.count + 1))),
+            data,
             src_nodata=src.nodata,
-            nodata=fill,
-        ) as vrt:
-            data = vrt.read(window=window)
-            transform = vrt.window_transform(window) if window is not None else vrt.transform
+            dst_transform=transform,
+            dst_crs=reference.crs,
+            dst_nodata=fill,
+            resampling=resampling,
+        )
         return Raster(
             data=data,
             band_names=_band_names(src),
@@ -458,8 +461,6 @@ def stack_bands(
 
 def _resize(data: np.ndarray, shape: tuple[int, int], resampling: Resampling) -> np.ndarray:
     """Resample a ``(C, h, w)`` array without georeferencing to ``(C, *shape)``."""
-    from rasterio.warp import reproject
-
     out = np.zeros((data.shape[0], *shape), dtype=data.dtype)
     src_transform = Affine.scale(shape[1] / data.shape[2], shape[0] / data.shape[1])
     with warnings.catch_warnings():
