@@ -9,15 +9,8 @@ from affine import Affine
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
 
-from sdrl.data.io import (
-    Window,
-    align_to,
-    check_same_grid,
-    read_info,
-    read_raster,
-    stack_bands,
-    write_raster,
-)
+from sdrl.data.grid import align_to, check_same_grid, stack_bands
+from sdrl.data.io import Window, read_info, read_raster, write_raster
 from sdrl.errors import DataError
 
 

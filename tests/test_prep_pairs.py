@@ -13,7 +13,8 @@ from sdrl.cli import main
 from sdrl.data import writer as writer_module
 from sdrl.data.datasets import ChangeDataset, PretrainPairDataset
 from sdrl.data.folder import DatasetFolder, DatasetMeta
-from sdrl.data.io import Window, align_to, read_info, read_raster, write_raster
+from sdrl.data.grid import align_to
+from sdrl.data.io import Window, read_info, read_raster, write_raster
 from sdrl.data.masks import vector_mask
 from sdrl.data.prep.pairs import prepare_pairs
 from sdrl.data.prep.splits import blocked_split

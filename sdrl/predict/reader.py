@@ -17,7 +17,8 @@ from rasterio.io import DatasetReader
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from sdrl.data.io import RasterInfo, check_same_grid, open_raster, read_info
+from sdrl.data.grid import check_same_grid
+from sdrl.data.io import RasterInfo, open_raster, read_info
 from sdrl.errors import DataError
 
 __all__ = ["PairReader"]

@@ -16,7 +16,8 @@ import numpy as np
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from sdrl.data.io import RasterInfo, align_to, check_same_grid, read_info, read_raster
+from sdrl.data.grid import align_to, check_same_grid
+from sdrl.data.io import RasterInfo, read_info, read_raster
 from sdrl.data.samples import IGNORE_INDEX
 from sdrl.errors import DataError
 

@@ -43,7 +43,8 @@ from affine import Affine
 from rasterio.enums import Resampling
 
 from sdrl.data.folder import DatasetMeta
-from sdrl.data.io import RasterInfo, align_to, read_info, read_raster, stack_bands
+from sdrl.data.grid import align_to, stack_bands
+from sdrl.data.io import RasterInfo, read_info, read_raster
 from sdrl.data.prep.result import PrepResult
 from sdrl.data.staging import staged_dir
 from sdrl.data.tiling import tile_grid

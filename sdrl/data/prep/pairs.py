@@ -42,7 +42,8 @@ from rasterio.enums import Resampling
 from rasterio.errors import CRSError
 
 from sdrl.data.folder import SUBFOLDERS, DatasetMeta
-from sdrl.data.io import Raster, RasterInfo, align_to, check_same_grid, read_info, read_raster
+from sdrl.data.grid import align_to, check_same_grid
+from sdrl.data.io import Raster, RasterInfo, read_info, read_raster
 from sdrl.data.masks.indices import INDEX_CLASSES, find_bands, index_mask
 from sdrl.data.masks.kmeans import SpectralKMeans, valid_pixels
 from sdrl.data.masks.label import LabelRaster
