@@ -20,7 +20,7 @@ from sdrl.errors import SdrlError
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = ("synth", "prep", "info", "pretrain", "demo")
+COMMANDS = ("synth", "prep", "info", "pretrain", "finetune", "evaluate", "predict", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,7 +31,15 @@ from sdrl.models.backbones import build_backbone
 from sdrl.models.base import Backbone
 from sdrl.models.fpn import FPN
 
-__all__ = ["ChangeModel", "ChangeNet", "Fusion", "Head", "LevelFusion", "LinearProbeHead"]
+__all__ = [
+    "ChangeModel",
+    "ChangeNet",
+    "Fusion",
+    "Head",
+    "LevelFusion",
+    "LinearProbeHead",
+    "change_probability",
+]
 
 Fusion = Literal["absdiff", "concat"]
 Head = Literal["fpn", "linear"]
@@ -44,6 +52,22 @@ def conv_bn_relu(in_channels: int, out_channels: int, kernel_size: int = 3) -> n
         nn.BatchNorm2d(out_channels),
         nn.ReLU(inplace=True),
     )
+
+
+def change_probability(logits: Tensor) -> Tensor:
+    """Change probability ``(B, H, W)`` float32 of logits ``(B, K, H, W)``.
+
+    ``K = 1``: sigmoid of the logit; ``K = 2``: softmax probability of class 1 (change).
+
+    Raises:
+        ValueError: Another shape.
+    """
+    if logits.ndim != 4 or logits.shape[1] not in (1, 2):
+        raise ValueError(f"expected (B, 1 or 2, H, W) change logits, got {tuple(logits.shape)}")
+    logits = logits.float()
+    if logits.shape[1] == 1:
+        return torch.sigmoid(logits[:, 0])
+    return torch.softmax(logits, dim=1)[:, 1]
 
 
 def check_pair(image_a: Tensor, image_b: Tensor) -> None:

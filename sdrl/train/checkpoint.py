@@ -17,6 +17,7 @@ this package puts in a checkpoint is plain data (the RNG states included).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import random
@@ -38,6 +39,7 @@ __all__ = [
     "read_checkpoint",
     "restore_rng_state",
     "rng_state",
+    "write_json_atomic",
 ]
 
 log = logging.getLogger(__name__)
@@ -72,6 +74,13 @@ def atomic_copy(source: str | Path, target: str | Path) -> None:
     """Copy a file so that ``target`` is always either the old file or a complete copy."""
     with open(source, "rb") as src:
         _write_atomic(Path(target), lambda dst: shutil.copyfileobj(src, dst, 1 << 20))
+
+
+def write_json_atomic(path: str | Path, data: Any) -> Path:
+    """Write ``data`` as indented JSON so that ``path`` is never a partial file."""
+    text = json.dumps(data, indent=2) + "\n"
+    _write_atomic(Path(path), lambda file: file.write(text.encode()))
+    return Path(path)
 
 
 def read_checkpoint(

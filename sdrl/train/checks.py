@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sdrl.data.datasets import PretrainPairDataset
+from sdrl.data.datasets import ChangeDataset, PretrainPairDataset
 from sdrl.data.io import open_raster, read_info
 from sdrl.data.samples import IGNORE_INDEX
 from sdrl.errors import ConfigError
@@ -24,7 +24,9 @@ __all__ = ["MaskCensus", "check_tile_size", "mask_census", "warn_about_masks"]
 log = logging.getLogger(__name__)
 
 
-def check_tile_size(dataset: PretrainPairDataset, crop_size: int | None) -> tuple[int, int]:
+def check_tile_size(
+    dataset: PretrainPairDataset | ChangeDataset, crop_size: int | None
+) -> tuple[int, int]:
     """The ``(H, W)`` the model will see, checked to be multiples of 32.
 
     Raises:

@@ -1,9 +1,11 @@
-"""The settings of a pretraining run, checked once and saved as ``RUN/config.yaml``.
+"""The settings of a training run, checked once and saved as ``RUN/config.yaml``.
 
-:class:`PretrainConfig` has one field per ``sdrl pretrain`` flag (same names, ``_`` for ``-``);
-method options (``--temperature``, ``--decouple-weight``...) are collected in
-:attr:`PretrainConfig.method_options` and saved flat, next to the other keys, so that the saved
-file is a valid ``--config`` for the same command.
+:class:`TrainConfig` holds what every training command shares (data, run folder, backbone,
+steps, optimiser and schedule, devices, logging, resume); :class:`PretrainConfig` and
+:class:`~sdrl.train.finetune_config.FinetuneConfig` add their own fields. Each field is one
+flag of the command (same names, ``_`` for ``-``); option dicts (pretraining method options,
+``--temperature``, ``--decouple-weight``...) are saved flat, next to the other keys, so that
+the saved file is a valid ``--config`` for the same command.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 import yaml
 
@@ -24,6 +26,7 @@ __all__ = [
     "OptimizerName",
     "PretrainConfig",
     "ScheduleName",
+    "TrainConfig",
     "default_lr",
     "default_weight_decay",
     "resolve_precision",
@@ -115,15 +118,18 @@ def _check_positive(name: str, value: Any, allow_zero: bool = False) -> None:
 
 
 @dataclass
-class PretrainConfig:
-    """Everything a pretraining run needs; see ``sdrl pretrain --help`` for each field.
+class TrainConfig:
+    """The settings every training run shares (``sdrl pretrain`` and ``sdrl finetune``).
+
+    Each field is a flag of both commands (same name, ``_`` for ``-``). Subclasses add their
+    own fields, say which settings must not change on ``--resume``
+    (:attr:`RESUME_MUST_MATCH`) and which kind of checkpoint their run folder holds
+    (:attr:`RUN_KIND`, the ``kind`` in ``checkpoint["sdrl"]``).
 
     Attributes:
-        data: Pretraining dataset folder (A/, label/, optionally B/, label_B/).
+        data: Dataset folder.
         out: Run folder (config.yaml, last.ckpt, best.ckpt, metrics.csv, wandb/).
-        method: ``sdrl``, ``simclr``, ``moco``, ``byol`` or ``detcon``.
         backbone: A registered backbone (``resnet18``, ``resnet50``, ``swin_t``...).
-        weights: Initial backbone weights: a local file or sdrl export folder.
         max_epochs: Epochs to train; 100 when neither this nor ``max_steps`` is given.
         max_steps: Optimiser steps to train (wins over ``max_epochs`` when both are given).
         batch_size: Samples per process and step (before gradient accumulation).
@@ -147,11 +153,8 @@ class PretrainConfig:
         num_workers: Data-loader processes per training process; ``None`` picks up to 4.
         crop_size: Random crop read from larger tiles (a multiple of 32).
         train_split: Split list used for training.
-        val_split: Split list for validation (probe and loss); ``None`` for no validation.
-        views: ``dates`` (one view from A, one from B) or ``single`` (two views of A).
+        val_split: Split list for validation; ``None`` for no validation.
         augment: ``full``, ``geometric`` (no photometric change) or ``none``.
-        probe: Region probe at validation: ``knn``, ``logreg`` or ``none``.
-        probe_tiles: Training tiles whose regions the probe is fitted on.
         val_every: Validate every this many steps (and at the end); ``None``: each epoch.
         checkpoint_every: Write ``last.ckpt`` every this many steps (and each epoch, at the end).
         log_every: Log training metrics every this many steps.
@@ -162,14 +165,14 @@ class PretrainConfig:
         overwrite: Start afresh in an ``out`` that already holds a run.
         deterministic: Ask PyTorch for deterministic algorithms (slower on GPU).
         progress_bar: Show Lightning's progress bar; ``None``: when stderr is a terminal.
-        method_options: Keyword options of the method (``temperature``, ``level``...).
     """
+
+    RESUME_MUST_MATCH: ClassVar[tuple[str, ...]] = ("backbone",)
+    RUN_KIND: ClassVar[str] = ""
 
     data: str
     out: str
-    method: str = "sdrl"
-    backbone: str = "resnet18"
-    weights: str | None = None
+    backbone: str | None = "resnet18"
     max_epochs: int | None = None
     max_steps: int | None = None
     batch_size: int = 32
@@ -194,10 +197,7 @@ class PretrainConfig:
     crop_size: int | None = None
     train_split: str = "train"
     val_split: str | None = "val"
-    views: ViewsKind = "dates"
     augment: AugmentKind = "full"
-    probe: ProbeKind = "knn"
-    probe_tiles: int = 256
     val_every: int | None = None
     checkpoint_every: int = 500
     log_every: int = 10
@@ -208,25 +208,20 @@ class PretrainConfig:
     overwrite: bool = False
     deterministic: bool = False
     progress_bar: bool | None = None
-    method_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.data, self.out = str(self.data), str(self.out)
-        if self.weights is not None:
-            self.weights = str(self.weights)
         if self.val_split in ("", "none", "None"):
             self.val_split = None
         self.devices = str(self.devices)
         for name, choices in (
             ("optimizer", OptimizerName),
             ("schedule", ScheduleName),
-            ("views", ViewsKind),
             ("augment", AugmentKind),
-            ("probe", ProbeKind),
             ("logger", LoggerKind),
         ):
             _check_choice(name, getattr(self, name), choices)
-        for name in ("batch_size", "accumulate_grad_batches", "num_nodes", "probe_tiles"):
+        for name in ("batch_size", "accumulate_grad_batches", "num_nodes"):
             _check_positive(name, getattr(self, name))
         for name in ("max_epochs", "max_steps", "checkpoint_every", "log_every", "val_every"):
             _check_positive(name, getattr(self, name))
@@ -271,20 +266,12 @@ class PretrainConfig:
         return default_weight_decay(self.optimizer)
 
     def to_flat(self) -> dict[str, Any]:
-        """The config as flag-name keys (``max-steps``), method options inlined: a ``--config``."""
+        """The config as flag-name keys (``max-steps``): a valid ``--config`` of the command."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
-            if f.name == "method_options":
-                continue
-            out[f.name.replace("_", "-")] = getattr(self, f.name)
-        options = dict(self.method_options)
-        extra = {k: v for k, v in options.items() if k not in METHOD_OPTIONS}
-        for key in METHOD_OPTIONS:
-            if key in options:
-                value = options[key]
-                out[key.replace("_", "-")] = list(value) if isinstance(value, tuple) else value
-        if extra:
-            out["method-option"] = [f"{k}={yaml.safe_dump(v).strip()}" for k, v in extra.items()]
+            value = getattr(self, f.name)
+            if not isinstance(value, dict):  # option dicts are inlined by subclasses
+                out[f.name.replace("_", "-")] = value
         # Actions, not settings: a saved config starts a run; resuming is asked for each time.
         out["resume"] = out["overwrite"] = False
         return out
@@ -295,3 +282,53 @@ class PretrainConfig:
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(yaml.safe_dump(self.to_flat(), sort_keys=False))
         os.replace(tmp, path)
+
+
+@dataclass
+class PretrainConfig(TrainConfig):
+    """Everything a pretraining run needs; see ``sdrl pretrain --help`` for each field.
+
+    The shared fields are those of :class:`TrainConfig`; ``data`` is a pretraining dataset
+    folder (A/, label/, optionally B/, label_B/) and ``val_split`` feeds the probe and the
+    validation loss.
+
+    Attributes:
+        method: ``sdrl``, ``simclr``, ``moco``, ``byol`` or ``detcon``.
+        weights: Initial backbone weights: a local file or sdrl export folder.
+        views: ``dates`` (one view from A, one from B) or ``single`` (two views of A).
+        probe: Region probe at validation: ``knn``, ``logreg`` or ``none``.
+        probe_tiles: Training tiles whose regions the probe is fitted on.
+        method_options: Keyword options of the method (``temperature``, ``level``...).
+    """
+
+    RESUME_MUST_MATCH: ClassVar[tuple[str, ...]] = ("method", "backbone")
+    RUN_KIND: ClassVar[str] = "pretrain"
+
+    backbone: str = "resnet18"
+    method: str = "sdrl"
+    weights: str | None = None
+    views: ViewsKind = "dates"
+    probe: ProbeKind = "knn"
+    probe_tiles: int = 256
+    method_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.weights is not None:
+            self.weights = str(self.weights)
+        for name, choices in (("views", ViewsKind), ("probe", ProbeKind)):
+            _check_choice(name, getattr(self, name), choices)
+        _check_positive("probe_tiles", self.probe_tiles)
+
+    def to_flat(self) -> dict[str, Any]:
+        """The config as flag-name keys (``max-steps``), method options inlined: a ``--config``."""
+        out = super().to_flat()
+        options = dict(self.method_options)
+        extra = {k: v for k, v in options.items() if k not in METHOD_OPTIONS}
+        for key in METHOD_OPTIONS:
+            if key in options:
+                value = options[key]
+                out[key.replace("_", "-")] = list(value) if isinstance(value, tuple) else value
+        if extra:
+            out["method-option"] = [f"{k}={yaml.safe_dump(v).strip()}" for k, v in extra.items()]
+        return out

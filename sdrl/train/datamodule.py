@@ -27,7 +27,15 @@ from sdrl.data.datasets import PretrainPairDataset
 from sdrl.data.samples import collate
 from sdrl.errors import DataError
 
-__all__ = ["EpochSampler", "PretrainDataModule", "ResumableLoader", "ShardSampler", "mix_seed"]
+__all__ = [
+    "EpochSampler",
+    "Keyed",
+    "PretrainDataModule",
+    "ResumableLoader",
+    "ShardSampler",
+    "SplitDataModule",
+    "mix_seed",
+]
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +49,15 @@ def mix_seed(*values: int) -> int:
     return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
-class _Keyed(Dataset[dict[str, Any]]):
+class Keyed(Dataset[dict[str, Any]]):
     """Read sample ``index`` with the dataset's random draws seeded by ``(seed, epoch, index)``."""
 
-    def __init__(self, dataset: PretrainPairDataset, seed: int) -> None:
+    def __init__(self, dataset: Dataset[dict[str, Any]], seed: int) -> None:
         self.dataset = dataset
         self.seed = seed
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, key: Key) -> dict[str, Any]:
         index, epoch = key
@@ -126,13 +134,13 @@ class ResumableLoader(DataLoader):
     ``aug_seed`` (an ``int``) for the on-device augmentation.
 
     Args:
-        dataset: The training dataset, read through :class:`_Keyed`.
+        dataset: The training dataset, read through :class:`Keyed`.
         sampler: The :class:`EpochSampler`.
         seed: Run seed.
         **kwargs: Further :class:`~torch.utils.data.DataLoader` arguments (workers...).
     """
 
-    def __init__(self, dataset: _Keyed, sampler: EpochSampler, seed: int, **kwargs: Any) -> None:
+    def __init__(self, dataset: Keyed, sampler: EpochSampler, seed: int, **kwargs: Any) -> None:
         super().__init__(
             dataset,
             batch_size=sampler.batch_size,
@@ -171,7 +179,84 @@ class ResumableLoader(DataLoader):
         self._pending = (int(state["epoch"]), int(state["consumed"]))
 
 
-class PretrainDataModule(pl.LightningDataModule):
+class SplitDataModule(pl.LightningDataModule):
+    """Training and validation loaders over two folder datasets (pretraining or change).
+
+    Args:
+        train_set: The training dataset (``folder``, ``split`` and ``__len__`` are used).
+        val_set: The validation dataset, or ``None``.
+        batch_size: Samples per batch and process.
+        seed: Run seed.
+        num_workers: Loader processes per training process.
+
+    Attributes:
+        val_roles: What each validation loader is for, in order (here ``["val"]``, or ``[]``
+            without a validation set).
+    """
+
+    def __init__(
+        self,
+        train_set: Any,
+        val_set: Any | None,
+        batch_size: int,
+        seed: int,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        self.train_set, self.val_set = train_set, val_set
+        self.root = str(train_set.folder.root)
+        self.batch_size, self.seed = batch_size, seed
+        self.num_workers = num_workers
+        self.val_roles: list[str] = ["val"] if val_set is not None else []
+
+    def _rank_world(self) -> tuple[int, int]:
+        trainer = self.trainer
+        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+
+    def _loader_args(self) -> dict[str, Any]:
+        workers = self.num_workers
+        return {
+            "num_workers": workers,
+            "persistent_workers": workers > 0,
+            "pin_memory": torch.cuda.is_available(),
+        }
+
+    def train_dataloader(self) -> ResumableLoader:
+        """The training loader (see :class:`ResumableLoader`)."""
+        rank, world = self._rank_world()
+        sampler = EpochSampler(len(self.train_set), self.batch_size, self.seed, rank, world)
+        if sampler.per_rank == 0:
+            raise DataError(
+                self.root,
+                f"at least --batch-size x processes = {self.batch_size * world} tiles in split "
+                f"{self.train_set.split!r}",
+                f"{len(self.train_set)} tiles",
+                "Lower --batch-size or add tiles",
+            )
+        keyed = Keyed(self.train_set, self.seed)
+        return ResumableLoader(keyed, sampler, self.seed, **self._loader_args())
+
+    def val_dataloader(self) -> list[DataLoader]:
+        """The validation loader (every tile once, split across processes)."""
+        if self.val_set is None:
+            return []
+        rank, world = self._rank_world()
+        shard = ShardSampler(range(len(self.val_set)), rank, world)
+        return [self._eval_loader(self.val_set, shard)]
+
+    def _eval_loader(self, dataset: Any, sampler: ShardSampler) -> DataLoader:
+        args = self._loader_args()
+        args["persistent_workers"] = False
+        return DataLoader(
+            Keyed(dataset, self.seed),
+            batch_size=self.batch_size,
+            sampler=sampler,
+            collate_fn=collate,
+            **args,
+        )
+
+
+class PretrainDataModule(SplitDataModule):
     """Training, probe and validation loaders over a pretraining dataset folder.
 
     Args:
@@ -203,12 +288,9 @@ class PretrainDataModule(pl.LightningDataModule):
         val_split: str | None = "val",
         probe_tiles: int = 256,
     ) -> None:
-        super().__init__()
-        self.root, self.batch_size, self.seed = root, batch_size, seed
-        self.num_workers = num_workers
-        self.train_set = PretrainPairDataset(root, split=train_split, crop_size=crop_size)
-        self.val_set = None
-        splits = self.train_set.folder.splits()
+        train_set = PretrainPairDataset(root, split=train_split, crop_size=crop_size)
+        val_set = None
+        splits = train_set.folder.splits()
         if val_split is not None and val_split not in splits:
             log.warning(
                 "%s has no split %r (splits: %s): validation is off, best.ckpt follows the "
@@ -218,38 +300,13 @@ class PretrainDataModule(pl.LightningDataModule):
                 ", ".join(splits),
             )
         elif val_split is not None:
-            self.val_set = PretrainPairDataset(root, split=val_split, crop_size=crop_size)
+            val_set = PretrainPairDataset(root, split=val_split, crop_size=crop_size)
+        super().__init__(train_set, val_set, batch_size, seed, num_workers)
+        self.root = root
         self.probe_tiles = min(probe_tiles, len(self.train_set)) if self.val_set else 0
         self.val_roles = ["probe_fit", "val"] if self.probe_tiles else ["val"]
         if self.val_set is None:
             self.val_roles = []
-
-    def _rank_world(self) -> tuple[int, int]:
-        trainer = self.trainer
-        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-
-    def _loader_args(self) -> dict[str, Any]:
-        workers = self.num_workers
-        return {
-            "num_workers": workers,
-            "persistent_workers": workers > 0,
-            "pin_memory": torch.cuda.is_available(),
-        }
-
-    def train_dataloader(self) -> ResumableLoader:
-        """The training loader (see :class:`ResumableLoader`)."""
-        rank, world = self._rank_world()
-        sampler = EpochSampler(len(self.train_set), self.batch_size, self.seed, rank, world)
-        if sampler.per_rank == 0:
-            raise DataError(
-                self.root,
-                f"at least --batch-size x processes = {self.batch_size * world} tiles in split "
-                f"{self.train_set.split!r}",
-                f"{len(self.train_set)} tiles",
-                "Lower --batch-size or add tiles",
-            )
-        keyed = _Keyed(self.train_set, self.seed)
-        return ResumableLoader(keyed, sampler, self.seed, **self._loader_args())
 
     def val_dataloader(self) -> list[DataLoader]:
         """The probe-fit loader (training tiles, fixed) and the validation loader."""
@@ -261,17 +318,4 @@ class PretrainDataModule(pl.LightningDataModule):
             picks = np.linspace(0, len(self.train_set) - 1, self.probe_tiles).round()
             fit = ShardSampler(sorted(set(picks.astype(int).tolist())), rank, world)
             loaders.append(self._eval_loader(self.train_set, fit))
-        shard = ShardSampler(range(len(self.val_set)), rank, world)
-        loaders.append(self._eval_loader(self.val_set, shard))
-        return loaders
-
-    def _eval_loader(self, dataset: PretrainPairDataset, sampler: ShardSampler) -> DataLoader:
-        args = self._loader_args()
-        args["persistent_workers"] = False
-        return DataLoader(
-            _Keyed(dataset, self.seed),
-            batch_size=self.batch_size,
-            sampler=sampler,
-            collate_fn=collate,
-            **args,
-        )
+        return [*loaders, *super().val_dataloader()]

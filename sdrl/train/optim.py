@@ -12,7 +12,7 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-from sdrl.train.config import OptimizerName, ScheduleName
+from sdrl.train.config import OptimizerName, ScheduleName, TrainConfig
 
 __all__ = ["OptimSettings", "WarmupDecay", "build_optimizer", "build_scheduler", "param_groups"]
 
@@ -168,6 +168,21 @@ class OptimSettings:
     warmup_fraction: float = 0.05
     min_lr_ratio: float = 0.0
     poly_power: float = 0.9
+
+    @classmethod
+    def from_config(cls, config: TrainConfig) -> OptimSettings:
+        """The settings of a run's config (per-optimiser defaults resolved)."""
+        return cls(
+            config.optimizer,
+            config.resolved_lr,
+            config.resolved_weight_decay,
+            config.sgd_momentum,
+            config.schedule,
+            config.warmup_steps,
+            config.warmup_fraction,
+            config.min_lr_ratio,
+            config.poly_power,
+        )
 
     def build(self, modules: Iterable[nn.Module], total_steps: int) -> tuple[Optimizer, LambdaLR]:
         """The optimiser over ``modules`` and its per-step scheduler for ``total_steps``."""

@@ -30,7 +30,7 @@ from sdrl.train.optim import OptimSettings
 from sdrl.train.probe import RegionProbe
 from sdrl.train.views import ViewMaker, Views
 
-__all__ = ["PretrainModule", "TrainingError"]
+__all__ = ["PretrainModule", "TrainingError", "any_rank", "nonfinite_tiles", "reseed"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,29 @@ def reseed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (1 << 32))  # noqa: NPY002 - the global state other code draws from
     torch.manual_seed(seed)
+
+
+def any_rank(module: pl.LightningModule, flag: bool) -> bool:
+    """``flag`` or-ed over all processes of the module's trainer (one process: ``flag``)."""
+    trainer = module._trainer
+    if trainer is None or trainer.world_size == 1:
+        return flag
+    total = trainer.strategy.reduce(
+        torch.tensor(float(flag), device=module.device), reduce_op="sum"
+    )
+    return bool(total > 0)
+
+
+def nonfinite_tiles(batch: dict[str, Any]) -> dict[str, list[str]]:
+    """Tiles of a batch with NaN or infinite pixel values: ``{id: ["A", "B"]}``."""
+    bad: dict[str, list[str]] = {}
+    for key, date in (("image_a", "A"), ("image_b", "B")):
+        if isinstance(batch.get(key), Tensor):
+            rows = (~torch.isfinite(batch[key])).flatten(1).any(dim=1).tolist()
+            for tile, is_bad in zip(batch["id"], rows, strict=True):
+                if is_bad:
+                    bad.setdefault(str(tile), []).append(date)
+    return bad
 
 
 class PretrainModule(pl.LightningModule):
@@ -87,22 +110,10 @@ class PretrainModule(pl.LightningModule):
 
     def _any_rank(self, flag: bool) -> bool:
         """``flag`` or-ed over all processes (so that every process stops together)."""
-        trainer = self._trainer
-        if trainer is None or trainer.world_size == 1:
-            return flag
-        total = trainer.strategy.reduce(
-            torch.tensor(float(flag), device=self.device), reduce_op="sum"
-        )
-        return bool(total > 0)
+        return any_rank(self, flag)
 
     def _check_finite(self, batch: dict[str, Any], where: str) -> None:
-        bad: dict[str, list[str]] = {}
-        for key, date in (("image_a", "A"), ("image_b", "B")):
-            if isinstance(batch.get(key), Tensor):
-                rows = (~torch.isfinite(batch[key])).flatten(1).any(dim=1).tolist()
-                for tile, is_bad in zip(batch["id"], rows, strict=True):
-                    if is_bad:
-                        bad.setdefault(str(tile), []).append(date)
+        bad = nonfinite_tiles(batch)
         if self._any_rank(bool(bad)):
             tiles = ", ".join(f"{t} ({'/'.join(d)})" for t, d in bad.items()) or "another process"
             raise TrainingError(

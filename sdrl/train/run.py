@@ -31,7 +31,7 @@ from sdrl.models import build_backbone
 from sdrl.ssl.methods import PretrainMethod, build_method
 from sdrl.train.checkpoint import AtomicCheckpointIO, RunCheckpoint, read_checkpoint
 from sdrl.train.checks import check_tile_size, warn_about_masks
-from sdrl.train.config import PretrainConfig, resolve_precision
+from sdrl.train.config import PretrainConfig, TrainConfig, resolve_precision
 from sdrl.train.datamodule import PretrainDataModule
 from sdrl.train.loggers import Throughput, build_loggers, is_global_zero, prepare_metrics_file
 from sdrl.train.optim import OptimSettings
@@ -40,7 +40,7 @@ from sdrl.train.probe import RegionProbe
 from sdrl.train.run_dir import prepare_run_dir
 from sdrl.train.views import ViewMaker, build_augment
 
-__all__ = ["RunResult", "pretrain"]
+__all__ = ["RunResult", "build_trainer", "fit_run", "parse_devices", "pretrain"]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ _QUIET_WARNINGS = (
     ".*overridden `on_after_batch_transfer` in `LightningModule` but have passed in a.*",
     ".*torch.distributed.nn.functional.all_gather is deprecated.*",
     ".*is not supported by the model summary.*",
+    ".*module\\(s\\) in eval mode at the start of training.*",  # frozen encoders, on purpose
 )
 
 
@@ -107,7 +108,8 @@ def _build_method(config: PretrainConfig, dataset: PretrainPairDataset) -> Pretr
         raise ConfigError(f"--method {config.method}: {error}") from None
 
 
-def _devices(text: str) -> Any:
+def parse_devices(text: str) -> Any:
+    """``--devices`` for Lightning: ``"auto"``, a count (``"2"``) or ids (``"0,1"``)."""
     text = text.strip()
     if text.lstrip("-").isdigit():
         return int(text)
@@ -116,17 +118,29 @@ def _devices(text: str) -> Any:
     return text
 
 
-def _trainer(config: PretrainConfig, module: PretrainModule, callbacks: list) -> pl.Trainer:
-    val = bool(module.val_roles)
+def build_trainer(
+    config: TrainConfig, callbacks: list, validate: bool, strategy: str | None = None
+) -> pl.Trainer:
+    """The ``pl.Trainer`` of a training run (shared by pretraining and finetuning).
+
+    Args:
+        config: The run's settings (devices, precision, steps, logging...).
+        callbacks: Lightning callbacks (the run's checkpoint writer first).
+        validate: Whether the run has a validation loader.
+        strategy: Overrides ``config.strategy`` (e.g. DDP with unused parameters allowed).
+
+    Raises:
+        ConfigError: Lightning refuses the device, precision or strategy settings.
+    """
     progress = config.progress_bar if config.progress_bar is not None else sys.stderr.isatty()
     max_epochs = config.max_epochs
     if max_epochs is None:
         max_epochs = -1 if config.max_steps else 100
     kwargs: dict[str, Any] = {
         "accelerator": config.accelerator,
-        "devices": _devices(config.devices),
+        "devices": parse_devices(config.devices),
         "num_nodes": config.num_nodes,
-        "strategy": config.strategy,
+        "strategy": strategy or config.strategy,
         "precision": resolve_precision(config.precision, config.accelerator),
         "max_epochs": max_epochs,
         "max_steps": config.max_steps or -1,
@@ -144,17 +158,76 @@ def _trainer(config: PretrainConfig, module: PretrainModule, callbacks: list) ->
         "enable_progress_bar": progress,
         "enable_model_summary": True,
         "default_root_dir": str(config.run_dir),
-        "limit_val_batches": None if val else 0,
+        "limit_val_batches": None if validate else 0,
     }
     if config.deterministic:
         kwargs["deterministic"] = True
-    if val and config.val_every:
+    if validate and config.val_every:
         kwargs["val_check_interval"] = config.val_every * config.accumulate_grad_batches
         kwargs["check_val_every_n_epoch"] = None
     try:
         return pl.Trainer(**kwargs)
     except (MisconfigurationException, ValueError) as error:
         raise ConfigError(f"cannot set up training: {error}") from None
+
+
+def fit_run(
+    config: TrainConfig,
+    trainer: pl.Trainer,
+    module: pl.LightningModule,
+    data: pl.LightningDataModule,
+    checkpoints: RunCheckpoint,
+    resume_step: int | None,
+    start: float,
+) -> RunResult:
+    """Save the config, run ``trainer.fit`` (resuming when asked) and describe the result.
+
+    Args:
+        config: The run's settings (saved as ``RUN/config.yaml`` by global rank 0).
+        trainer: From :func:`build_trainer`.
+        module: The LightningModule.
+        data: The LightningDataModule.
+        checkpoints: The run's :class:`RunCheckpoint` (among the trainer's callbacks).
+        resume_step: Step of the checkpoint resumed from (``prepare_run_dir``), or ``None``.
+        start: ``time.perf_counter()`` at the start of the run.
+    """
+    if is_global_zero():
+        config.save(config.run_dir / "config.yaml")
+        prepare_metrics_file(config.run_dir, resume_step)
+    last = config.run_dir / "last.ckpt"
+    try:
+        with warnings.catch_warnings():
+            for pattern in _QUIET_WARNINGS:
+                warnings.filterwarnings("ignore", message=pattern)
+            trainer.fit(
+                module,
+                datamodule=data,
+                ckpt_path=str(last) if config.resume else None,
+                weights_only=True,
+            )
+    finally:
+        if config.logger == "wandb" and is_global_zero():
+            import wandb
+
+            wandb.finish()
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    step, epochs, best = trainer.global_step, trainer.current_epoch, checkpoints.state_dict()
+    if step == 0 and last.is_file():  # ddp_spawn: the training ran in other processes
+        saved = read_checkpoint(last, mmap=True)
+        step, epochs = int(saved["global_step"]), int(saved["epoch"])
+        best = saved.get("callbacks", {}).get(checkpoints.state_key, best)
+    return RunResult(
+        run_dir=config.run_dir,
+        last_checkpoint=last,
+        best_checkpoint=checkpoints.best_path,
+        monitor=checkpoints.monitor,
+        best_score=best["best_score"],
+        best_step=best["best_step"],
+        global_step=step,
+        epochs=epochs,
+        metrics=metrics,
+        seconds=time.perf_counter() - start,
+    )
 
 
 def pretrain(config: PretrainConfig) -> RunResult:
@@ -174,8 +247,6 @@ def pretrain(config: PretrainConfig) -> RunResult:
     start = time.perf_counter()
     zero = is_global_zero()
     resume_step = prepare_run_dir(config)
-    if zero:
-        config.run_dir.mkdir(parents=True, exist_ok=True)
     reseed(config.seed)
     probe_on = config.probe != "none"
     data = PretrainDataModule(
@@ -200,17 +271,7 @@ def pretrain(config: PretrainConfig) -> RunResult:
     views = ViewMaker(
         build_augment(config.augment, dataset.num_bands), config.views, dataset.bitemporal
     )
-    optim = OptimSettings(
-        config.optimizer,
-        config.resolved_lr,
-        config.resolved_weight_decay,
-        config.sgd_momentum,
-        config.schedule,
-        config.warmup_steps,
-        config.warmup_fraction,
-        config.min_lr_ratio,
-        config.poly_power,
-    )
+    optim = OptimSettings.from_config(config)
     probe = None
     if config.probe != "none" and data.val_set is not None:
         probe = RegionProbe(config.probe)
@@ -230,44 +291,9 @@ def pretrain(config: PretrainConfig) -> RunResult:
     else:
         monitor, mode = "train/loss_epoch", "min"
     checkpoints = RunCheckpoint(config.run_dir, config.checkpoint_every, monitor, mode)
-    trainer = _trainer(config, module, [checkpoints, Throughput(config.batch_size)])
-    if zero:
-        config.save(config.run_dir / "config.yaml")
-        prepare_metrics_file(config.run_dir, resume_step)
-    last = config.run_dir / "last.ckpt"
-    try:
-        with warnings.catch_warnings():
-            for pattern in _QUIET_WARNINGS:
-                warnings.filterwarnings("ignore", message=pattern)
-            trainer.fit(
-                module,
-                datamodule=data,
-                ckpt_path=str(last) if config.resume else None,
-                weights_only=True,
-            )
-    finally:
-        if config.logger == "wandb" and zero:
-            import wandb
-
-            wandb.finish()
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    step, epochs, best = trainer.global_step, trainer.current_epoch, checkpoints.state_dict()
-    if step == 0 and last.is_file():  # ddp_spawn: the training ran in other processes
-        saved = read_checkpoint(last, mmap=True)
-        step, epochs = int(saved["global_step"]), int(saved["epoch"])
-        best = saved.get("callbacks", {}).get(checkpoints.state_key, best)
-    return RunResult(
-        run_dir=config.run_dir,
-        last_checkpoint=last,
-        best_checkpoint=checkpoints.best_path,
-        monitor=monitor,
-        best_score=best["best_score"],
-        best_step=best["best_step"],
-        global_step=step,
-        epochs=epochs,
-        metrics=metrics,
-        seconds=time.perf_counter() - start,
-    )
+    callbacks = [checkpoints, Throughput(config.batch_size)]
+    trainer = build_trainer(config, callbacks, validate=bool(module.val_roles))
+    return fit_run(config, trainer, module, data, checkpoints, resume_step, start)
 
 
 def _meta(config: PretrainConfig, dataset: PretrainPairDataset) -> dict[str, Any]:
@@ -275,6 +301,7 @@ def _meta(config: PretrainConfig, dataset: PretrainPairDataset) -> dict[str, Any
     meta = dataset.meta
     options = {k: list(v) if isinstance(v, tuple) else v for k, v in config.method_options.items()}
     return {
+        "kind": "pretrain",
         "version": __version__,
         "method": config.method,
         "method_options": options,

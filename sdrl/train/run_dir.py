@@ -2,27 +2,30 @@
 
 ``--resume`` needs ``RUN/last.ckpt``; a folder that already holds a run is only reused with
 ``--resume`` (continue) or ``--overwrite`` (start again; the checkpoints are removed). On
-resume, the settings are compared with ``RUN/config.yaml``: another method or backbone is an
-error, other differences are a warning (the continuation is exact only with equal settings).
+resume, the settings are compared with ``RUN/config.yaml``: a change of a setting that shapes
+the network (the config's ``RESUME_MUST_MATCH``: method or model, backbone...) is an error, other
+differences are a warning (the continuation is exact only with equal settings), and a
+``last.ckpt`` of another kind of run (a pretraining run resumed by ``sdrl finetune`` or the
+reverse) is an error.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import yaml
 
-from sdrl.errors import ConfigError
+from sdrl.errors import ConfigError, DataError
 from sdrl.train.checkpoint import read_checkpoint
-from sdrl.train.config import PretrainConfig
+from sdrl.train.config import TrainConfig
 from sdrl.train.loggers import is_global_zero
 
-__all__ = ["prepare_run_dir"]
+__all__ = ["checkpoint_kind", "prepare_run_dir"]
 
 log = logging.getLogger(__name__)
 
-_MUST_MATCH = ("method", "backbone")
 _HARMLESS = {
     "resume", "overwrite", "progress-bar", "num-workers", "log-every", "logger",
     "wandb-online", "wandb-project", "checkpoint-every",
@@ -30,23 +33,50 @@ _HARMLESS = {
 """Settings that do not change the trained weights: not compared on resume."""
 
 
-def _checkpoint_step(path: Path) -> int:
+_COMMANDS = {"pretrain": "sdrl pretrain", "change": "sdrl finetune"}
+
+
+def checkpoint_kind(block: dict) -> str | None:
+    """The kind of run of a checkpoint's ``sdrl`` block: ``pretrain``, ``change`` or ``None``.
+
+    Pretraining checkpoints written before the block had a ``kind`` are recognised by their
+    ``method``.
+    """
+    kind = block.get("kind")
+    if kind is None and "method" in block:
+        return "pretrain"
+    return str(kind) if kind is not None else None
+
+
+def _checkpoint_step(path: Path, expected_kind: str) -> int:
     """The global step stored in a checkpoint (memory-mapped: tensors are not read)."""
-    return int(read_checkpoint(path, mmap=True).get("global_step", 0))
+    checkpoint = read_checkpoint(path, mmap=True)
+    block = checkpoint.get("sdrl")
+    kind = checkpoint_kind(block) if isinstance(block, dict) else None
+    if expected_kind and kind is not None and kind != expected_kind:
+        raise ConfigError(
+            f"{path}: --resume expected a {expected_kind} run, found the last.ckpt of a {kind} "
+            f"run; resume it with `{_COMMANDS.get(kind, kind)} --resume`, or choose another --out"
+        )
+    return int(checkpoint.get("global_step", 0))
 
 
-def prepare_run_dir(config: PretrainConfig) -> int | None:
-    """Check ``out`` against ``--resume``/``--overwrite``; the step resumed from, if any."""
+def prepare_run_dir(config: TrainConfig) -> int | None:
+    """Check ``out`` against ``--resume``/``--overwrite``; the step resumed from, if any.
+
+    Global rank 0 then creates the folder (a clear error when it cannot).
+    """
     run_dir, last = config.run_dir, config.run_dir / "last.ckpt"
+    step = None
     if config.resume:
         if not last.is_file():
             raise ConfigError(
                 f"{last}: --resume continues a run from its last.ckpt, found none; "
                 f"start the run without --resume"
             )
+        step = _checkpoint_step(last, config.RUN_KIND)  # the kind first: the clearer error
         _compare_saved_config(config)
-        return _checkpoint_step(last)
-    if last.exists() or (run_dir / "best.ckpt").exists():
+    elif last.exists() or (run_dir / "best.ckpt").exists():
         if not config.overwrite:
             raise ConfigError(
                 f"{run_dir} already holds a run (last.ckpt); pass --resume to continue it, "
@@ -55,10 +85,17 @@ def prepare_run_dir(config: PretrainConfig) -> int | None:
         if is_global_zero():
             for name in ("last.ckpt", "best.ckpt"):
                 (run_dir / name).unlink(missing_ok=True)
-    return None
+    if is_global_zero():
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise DataError(run_dir, "a run folder that can be created", f"'{error}'") from None
+        if not os.access(run_dir, os.W_OK | os.X_OK):
+            raise DataError(run_dir, "a writable run folder", "no write permission")
+    return step
 
 
-def _compare_saved_config(config: PretrainConfig) -> None:
+def _compare_saved_config(config: TrainConfig) -> None:
     path = config.run_dir / "config.yaml"
     if not path.is_file():
         return
@@ -69,7 +106,7 @@ def _compare_saved_config(config: PretrainConfig) -> None:
         for k in sorted(set(saved) | set(now))
         if saved.get(k) != now.get(k) and k not in _HARMLESS
     }
-    for key in _MUST_MATCH:
+    for key in (k.replace("_", "-") for k in config.RESUME_MUST_MATCH):
         if key in changed:
             old, new = changed[key]
             raise ConfigError(f"{path}: the run was made with {key} {old!r}, found {new!r}")

@@ -1,0 +1,279 @@
+"""``finetune(config)``: one change-detection finetuning run, from dataset folder to checkpoints.
+
+The library function behind ``sdrl finetune``::
+
+    from sdrl.train.finetune import finetune
+    from sdrl.train.finetune_config import FinetuneConfig
+    result = finetune(FinetuneConfig(data="data/levir", out="runs/cd", init="runs/pre/best.ckpt",
+                                     label_fraction=0.1, max_steps=2000))
+    print(result.best_checkpoint, result.metrics["val/f1"])
+
+It shares the pretraining harness (:mod:`sdrl.train.run`): run-folder rules, deterministic
+resumable loaders, atomic ``last.ckpt``/``best.ckpt`` (here best validation F1), CSV / W&B
+logs and exact resume. The run folder also receives ``train_subset.json``: the label
+fraction, its seed, and the ids of the training tiles used.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pytorch_lightning.callbacks import EarlyStopping
+
+from sdrl import __version__
+from sdrl.data.datasets import ChangeDataset
+from sdrl.data.samples import IGNORE_INDEX
+from sdrl.errors import ConfigError, DataError
+from sdrl.models.change import ChangeModel
+from sdrl.models.init import build_change_model, init_encoder
+from sdrl.models.weight_files import META_FILE
+from sdrl.train.change_checkpoint import tile_multiple
+from sdrl.train.change_loss import ChangeLoss, auto_change_weight, count_change_pixels
+from sdrl.train.checkpoint import RunCheckpoint, read_checkpoint, write_json_atomic
+from sdrl.train.checks import check_tile_size
+from sdrl.train.datamodule import SplitDataModule, mix_seed
+from sdrl.train.finetune_config import FinetuneConfig
+from sdrl.train.finetune_module import FinetuneModule
+from sdrl.train.loggers import Throughput, is_global_zero
+from sdrl.train.optim import OptimSettings
+from sdrl.train.pretrain_module import reseed
+from sdrl.train.run import RunResult, build_trainer, fit_run, parse_devices
+from sdrl.train.run_dir import prepare_run_dir
+from sdrl.train.views import build_augment
+
+__all__ = ["SUBSET_FILE", "choose_tiles", "finetune"]
+
+log = logging.getLogger(__name__)
+
+SUBSET_FILE = "train_subset.json"
+_SUBSET_STREAM = 104729  # separates the subset draw from other uses of the seed
+
+
+def choose_tiles(total: int, fraction: float, seed: int) -> np.ndarray:
+    """The training tiles of a label fraction: sorted indexes into the split.
+
+    ``max(1, round(fraction * total))`` tiles, the first of a permutation seeded by ``seed``:
+    the same seed gives the same tiles, and a smaller fraction a subset of a larger one's.
+
+    Args:
+        total: Tiles in the training split.
+        fraction: Share to keep, ``0 < fraction <= 1`` (1 keeps every tile).
+        seed: Seed of the draw.
+    """
+    if fraction >= 1.0:
+        return np.arange(total)
+    count = min(max(1, round(fraction * total)), total)
+    order = np.random.default_rng(mix_seed(seed, _SUBSET_STREAM)).permutation(total)
+    return np.sort(order[:count])
+
+
+def _source_backbone(init: str) -> str | None:
+    """The backbone named by an ``--init`` checkpoint or export folder, if any."""
+    path = Path(init)
+    try:
+        if path.is_dir() and (path / META_FILE).is_file():
+            return json.loads((path / META_FILE).read_text()).get("architecture")
+        if path.is_file() and path.suffix == ".ckpt":
+            block = read_checkpoint(path, mmap=True).get("sdrl")
+            return block.get("backbone") if isinstance(block, dict) else None
+    except (OSError, ValueError, DataError):
+        return None  # init_encoder reports unreadable files with the full story
+    return None
+
+
+def _resolve(config: FinetuneConfig) -> FinetuneConfig:
+    """Fill ``backbone`` (siamese): the flag, else the ``--init`` source's, else resnet18."""
+    if config.model != "siamese" or config.backbone is not None:
+        return config
+    backbone = _source_backbone(config.init) if config.init != "random" else None
+    if backbone is not None:
+        log.info("--backbone %s (from --init %s)", backbone, config.init)
+    return dataclasses.replace(config, backbone=backbone or "resnet18")
+
+
+def _model_options(config: FinetuneConfig) -> dict[str, Any]:
+    if "out_channels" in config.model_options:
+        raise ConfigError("--model-option out_channels: set by --loss (ce: 2, bce-dice: 1)")
+    options = {**config.model_options, "out_channels": config.out_channels}
+    if config.model == "siamese":
+        options["fusion"] = config.fusion or options.get("fusion", "absdiff")
+        options["head"] = config.head or options.get("head", "fpn")
+    return options
+
+
+def _build_model(config: FinetuneConfig, bands: int, options: dict[str, Any]) -> ChangeModel:
+    try:
+        model = build_change_model(config.model, bands, config.backbone, **options)
+    except ValueError as error:
+        raise ConfigError(f"--model {config.model}: {error}") from None
+    if config.resume:
+        return model  # the weights come from last.ckpt
+    report = init_encoder(model, config.init)
+    if report.loaded:
+        adapted = f", first layer adapted to {bands} bands" if report.adapted else ""
+        log.info(
+            "--init %s: %d encoder tensors loaded (prefix %r%s)",
+            config.init,
+            len(report.loaded),
+            report.prefix,
+            adapted,
+        )
+    return model
+
+
+def _datasets(config: FinetuneConfig) -> tuple[ChangeDataset, ChangeDataset | None, int]:
+    """Training (subset) and validation sets, and the size of the whole training split."""
+    cache = config.cache_stats
+    train = ChangeDataset(config.data, config.train_split, config.crop_size, cache_stats=cache)
+    check_tile_size(train, config.crop_size)
+    val = None
+    splits = train.folder.splits()
+    if config.val_split is not None and config.val_split not in splits:
+        log.warning(
+            "%s has no split %r (splits: %s): validation is off, best.ckpt follows the "
+            "training loss; pass --val-split NAME, or --val-split none to silence this",
+            config.data,
+            config.val_split,
+            ", ".join(splits),
+        )
+    elif config.val_split is not None:
+        val = ChangeDataset(config.data, config.val_split, config.crop_size, cache_stats=cache)
+        check_tile_size(val, config.crop_size)
+    total = len(train)
+    picks = choose_tiles(total, config.label_fraction, config.resolved_label_seed)
+    train.ids = train.ids[picks]  # the rest of the split is never read
+    if len(train) < config.batch_size:
+        raise DataError(
+            train.folder.root,
+            f"at least --batch-size {config.batch_size} training tiles",
+            f"{len(train)} of {total} tiles in split {config.train_split!r} with "
+            f"--label-fraction {config.label_fraction}",
+            "Raise --label-fraction or lower --batch-size",
+        )
+    return train, val, total
+
+
+def _strategy(config: FinetuneConfig, model: ChangeModel) -> str | None:
+    """DDP must allow unused parameters when the encoder is frozen for the first epochs."""
+    if not config.freeze_encoder_epochs or model.encoder_frozen:
+        return None
+    devices = parse_devices(config.devices)
+    many = config.num_nodes > 1 or (isinstance(devices, int) and devices > 1)
+    many |= isinstance(devices, list) and len(devices) > 1
+    many |= devices in ("auto", -1) and torch.cuda.device_count() > 1
+    if many and config.strategy in ("auto", "ddp"):
+        return "ddp_find_unused_parameters_true"
+    return None
+
+
+def finetune(config: FinetuneConfig) -> RunResult:
+    """Finetune a change model as configured.
+
+    Args:
+        config: The run's settings.
+
+    Returns:
+        Where the checkpoints are (``best.ckpt``: best ``val/f1``) and the final metrics.
+
+    Raises:
+        ConfigError: Inconsistent settings, or a run folder that holds a run already.
+        DataError: The dataset or ``--init`` does not fit, or too few training tiles.
+        TrainingError: Non-finite input values or a non-finite loss during training.
+    """
+    start = time.perf_counter()
+    zero = is_global_zero()
+    config = _resolve(config)
+    resume_step = prepare_run_dir(config)
+    reseed(config.seed)
+    train, val, total = _datasets(config)
+    options = _model_options(config)
+    model = _build_model(config, train.num_bands, options)
+    weight = config.change_weight
+    if weight == "auto":
+        weight = auto_change_weight(*count_change_pixels(train))
+        log.info("change weight %.3g (auto, from the training labels)", weight)
+    criterion = ChangeLoss(config.loss, 1.0 if weight == "none" else float(weight))
+    meta = _meta(config, train, total, model, options, criterion.change_weight)
+    module = FinetuneModule(
+        model,
+        criterion,
+        build_augment(config.augment, train.num_bands),
+        OptimSettings.from_config(config),
+        seed=config.seed,
+        freeze_encoder_epochs=config.freeze_encoder_epochs,
+        threshold=meta["threshold"],
+        meta=meta,
+    )
+    data = SplitDataModule(train, val, config.batch_size, config.seed, config.workers)
+    monitor, mode = ("val/f1", "max") if val is not None else ("train/loss_epoch", "min")
+    checkpoints = RunCheckpoint(config.run_dir, config.checkpoint_every, monitor, mode)
+    callbacks: list[Any] = [checkpoints, Throughput(config.batch_size)]
+    if config.early_stopping_patience and val is not None:
+        callbacks.append(
+            EarlyStopping(
+                "val/f1",
+                patience=config.early_stopping_patience,
+                mode="max",
+                check_on_train_epoch_end=False,
+            )
+        )
+    trainer = build_trainer(config, callbacks, val is not None, _strategy(config, model))
+    if zero:
+        subset = {
+            "label_fraction": config.label_fraction,
+            "label_seed": config.resolved_label_seed,
+            "split": config.train_split,
+            "count": len(train),
+            "total": total,
+            "ids": train.ids.tolist(),
+        }
+        write_json_atomic(config.run_dir / SUBSET_FILE, subset)
+        log.info("training on %d of %d tiles of %r", len(train), total, config.train_split)
+    return fit_run(config, trainer, module, data, checkpoints, resume_step, start)
+
+
+def _meta(
+    config: FinetuneConfig,
+    dataset: ChangeDataset,
+    total: int,
+    model: ChangeModel,
+    options: dict[str, Any],
+    change_weight: float,
+) -> dict[str, Any]:
+    """The ``sdrl`` block of every checkpoint (schema in :mod:`sdrl.train.change_checkpoint`)."""
+    meta = dataset.meta
+    return {
+        "kind": "change",
+        "version": __version__,
+        "model": config.model,
+        "model_options": options,
+        "backbone": config.backbone,
+        "in_channels": dataset.num_bands,
+        "bands": list(meta.bands),
+        "mean": list(meta.mean or []),
+        "std": list(meta.std or []),
+        "classes": list(meta.classes),
+        "label_values": dict(meta.label_values) if meta.label_values is not None else None,
+        "ignore_index": meta.ignore_index,
+        "ignore": IGNORE_INDEX,
+        "output": "softmax" if config.out_channels == 2 else "sigmoid",
+        "threshold": 0.5,
+        "tile_multiple": tile_multiple(model),
+        "loss": config.loss,
+        "change_weight": change_weight,
+        "init": config.init,
+        "label_fraction": config.label_fraction,
+        "label_seed": config.resolved_label_seed,
+        "train_tiles": len(dataset),
+        "train_tiles_total": total,
+        "data": str(config.data),
+        "crop_size": config.crop_size,
+        "wavelengths_nm": meta.provenance.get("wavelengths_nm"),
+    }
