@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import torch
 
 from sdrl.cli import main
 from sdrl.data.datasets import ChangeDataset, PretrainPairDataset
@@ -10,17 +13,25 @@ from sdrl.data.io import read_raster
 from sdrl.viz import colorize, image_grid, to_rgb
 
 
-def test_demo_cli(tmp_path, capsys):
+def test_demo_cli_runs_the_whole_story(tmp_path, capsys):
+    torch.set_num_threads(1)
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--num", "10", "--size", "64"]) == 0
+    argv = ["demo", "--out", str(out), "--num", "10", "--size", "64", "--backbone", "resnet_tiny",
+            "--pretrain-steps", "2", "--finetune-steps", "2", "--batch-size", "4"]  # fmt: skip
+    assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "preview:" in printed
+    assert "preview:" in printed and "from pretrained" in printed
     assert len(ChangeDataset(out / "change", "train")) == 8
-    assert PretrainPairDataset(out / "pretrain", "train").num_bands == 13
+    assert PretrainPairDataset(out / "pretrain", "train").num_bands == 4
     preview = read_raster(out / "preview_pretrain.png").data
     # 8 rows (4 scenes, then augmented) of 4 pictures of 64 px with 4 px gaps
     assert preview.shape == (3, 8 * 68 - 4, 4 * 68 - 4)
-    assert main(["demo", "--out", str(out), "--num", "10", "--size", "64"]) == 2  # no overwrite
+    for init in ("random", "pretrained"):
+        metrics = json.loads((out / f"metrics_{init}.json").read_text())
+        assert 0.0 <= metrics["f1"] <= 1.0 and metrics["split"] == "test"
+    change_map = read_raster(out / "change_map.tif")
+    assert change_map.data.shape[1:] == (256, 256) and change_map.crs is not None
+    assert main(argv) == 2  # an earlier demo is not overwritten without --overwrite
 
 
 def test_previews():
