@@ -84,3 +84,23 @@ def test_bad_input_exits_2_without_traceback(tmp_path):
         text=True,
     )
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_resume_takes_the_saved_run_config(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("data: /saved/dir\nmax-steps: 50\n")
+    parser = _toy_parser()
+    sub = parser._subparsers._group_actions[0].choices["run"]
+    sub.add_argument("--out")
+    sub.add_argument("--resume", action="store_true")
+    (run / "config.yaml").write_text("data: /saved/dir\nmax-steps: 50\nout: x\n")
+    argv = ["run", "--out", str(run), "--resume", "--max-steps", "60"]
+    apply_config(parser, argv)
+    args = parser.parse_args(argv)
+    assert args.data == "/saved/dir" and args.max_steps == 60 and args.out == str(run)
+    fresh = _toy_parser()
+    fresh._subparsers._group_actions[0].choices["run"].add_argument("--out")
+    with pytest.raises(SystemExit):  # without --resume the saved config is not used
+        apply_config(fresh, ["run", "--out", str(run)])
+        fresh.parse_args(["run", "--out", str(run)])

@@ -24,6 +24,29 @@ def find_config(argv: Sequence[str]) -> str | None:
     return None
 
 
+def _flag_value(argv: Sequence[str], flag: str) -> str | None:
+    for i, token in enumerate(argv):
+        if token == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if token.startswith(flag + "="):
+            return token.split("=", 1)[1]
+    return None
+
+
+def resume_config(argv: Sequence[str]) -> str | None:
+    """``RUN/config.yaml`` when ``argv`` resumes a run (``--resume --out RUN``) and it exists.
+
+    A resumed run then takes its saved settings, and only the flags given again change them.
+    """
+    if "--resume" not in argv:
+        return None
+    out = _flag_value(argv, "--out")
+    if out is None:
+        return None
+    path = Path(out) / "config.yaml"
+    return str(path) if path.is_file() else None
+
+
 def _subparser(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.ArgumentParser:
     """Follow the sub-command names in ``argv`` down to the parser that will parse the flags."""
     current = parser
@@ -40,12 +63,13 @@ def apply_config(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     """Load the ``--config`` YAML of ``argv`` and make its keys the sub-command's defaults.
 
     Keys are flag names with ``-`` or ``_`` (``max-steps`` or ``max_steps``). Flags given on the
-    command line still win. A flag that is required may come from the file instead.
+    command line still win. A flag that is required may come from the file instead. Without
+    ``--config``, ``--resume --out RUN`` uses the run's saved ``RUN/config.yaml``.
 
     Raises:
         ConfigError: The file is unreadable, not a mapping, or has keys no flag takes.
     """
-    path = find_config(argv)
+    path = find_config(argv) or resume_config(argv)
     if path is None:
         return
     try:
