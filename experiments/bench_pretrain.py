@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -89,15 +89,20 @@ def interleaved_medians(steps: dict, repeats: int) -> dict[str, float]:
 
 
 def peak_memory(args: argparse.Namespace) -> float:
-    """Peak resident MB of a process that builds ``args.config`` and runs two steps."""
+    """Peak resident MB (VmHWM) of this process after building ``args.config`` and two steps.
+
+    ``ru_maxrss`` is not used: Linux carries it over from the forking parent across exec.
+    """
     step, _ = build_step(args.config, args, batch(args))
     step()
     step()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    status = Path("/proc/self/status").read_text()
+    line = next(line for line in status.splitlines() if line.startswith("VmHWM:"))
+    return int(line.split()[1]) / 1024
 
 
-def pool_and_loss_seconds(method, v1, v2, m1, m2, repeats: int) -> float:
-    """Region pooling + projection + loss, forward and backward, on detached features."""
+def pool_and_loss_seconds(method, v1, v2, m1, m2, repeats: int, head: bool) -> float:
+    """Region pooling (+ projection head) + loss, forward and backward, on detached features."""
     with torch.no_grad():
         features = method.backbone(torch.cat([v1, v2]))
         level = method.neck(features)[0] if method.neck is not None else features[-1]
@@ -107,7 +112,7 @@ def pool_and_loss_seconds(method, v1, v2, m1, m2, repeats: int) -> float:
 
     def step() -> None:
         pooled, valid = region_pool(level, masks, K, rule=method.rule)
-        z = apply_to_valid(method.projection, pooled, valid)
+        z = apply_to_valid(method.projection, pooled, valid) if head else pooled
         z1, z2 = z.split(b)
         valid1, valid2 = valid.split(b)
         method.criterion(z1, z2, valid1, valid2)["loss"].backward()
@@ -131,7 +136,10 @@ def main() -> None:
     built = {c: build_step(c, args, data) for c in configs}
     seconds = interleaved_medians({c: built[c][0] for c in configs}, args.repeats)
     shares = {
-        c: pool_and_loss_seconds(built[c][1], *data, args.repeats) / seconds[c]
+        c: tuple(
+            pool_and_loss_seconds(built[c][1], *data, args.repeats, head) / seconds[c]
+            for head in (False, True)
+        )
         for c in ("sdrl-c5", "sdrl-p2")
     }
     memory = {}
@@ -149,10 +157,13 @@ def main() -> None:
         f"{args.size}x{args.size} px, K={K}, median of {args.repeats} interleaved repeats"
     )
     print()
-    print("| config | step s | × floor | × DetCon-S | pool+head+loss share | peak RSS MB |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| config | step s | × floor | × DetCon-S | pool+loss share | pool+head+loss share "
+        "| peak RSS MB |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for config in configs:
-        share = f"{shares[config]:.1%}" if config in shares else "–"
+        share = " | ".join(f"{v:.1%}" for v in shares[config]) if config in shares else "– | –"
         print(
             f"| {config} | {seconds[config]:.3f} | {seconds[config] / floor:.2f} | "
             f"{seconds[config] / detcon:.2f} | {share} | {memory[config]:.0f} |"
