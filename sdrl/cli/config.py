@@ -69,7 +69,8 @@ def apply_config(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     Raises:
         ConfigError: The file is unreadable, not a mapping, or has keys no flag takes.
     """
-    path = find_config(argv) or resume_config(argv)
+    explicit = find_config(argv)
+    path = explicit or resume_config(argv)
     if path is None:
         return
     try:
@@ -86,6 +87,8 @@ def apply_config(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     values: dict[str, Any] = {}
     for key, value in loaded.items():
         dest = str(key).replace("-", "_")
+        if dest not in by_dest and explicit is None:
+            continue  # a saved run of another command: its own checks explain the mismatch
         if dest not in by_dest:
             known = ", ".join(sorted(d.replace("_", "-") for d in by_dest if not d.startswith("_")))
             raise ConfigError(f"{path}: unknown key '{key}'; this command takes: {known}")
