@@ -53,6 +53,11 @@ def _add_config_flag(parser: argparse.ArgumentParser) -> None:
                 _add_config_flag(sub)
 
 
+def _quiet_lightning(record: logging.LogRecord) -> bool:
+    """Drop Lightning's information messages (Lightning sets its loggers to INFO on import)."""
+    return record.levelno >= logging.WARNING or "lightning" not in record.name
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line.
 
@@ -73,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             format="%(message)s",
             stream=sys.stderr,
         )
+        if not debug:  # Lightning's banners, tips and model tables: shown with --debug
+            for handler in logging.getLogger().handlers:
+                handler.addFilter(_quiet_lightning)
         return int(args.func(args) or 0)
     except SdrlError as error:
         if debug:
