@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny generated GeoTIFFs with a real CRS and transform."""
+"""Shared fixtures: tiny generated GeoTIFFs with a real CRS and transform, one torch thread."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from affine import Affine
 
 from sdrl.data.io import write_raster
@@ -24,6 +25,19 @@ def realdata(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"real data sample {path} is not present")
     return path
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op torch thread for a module, restored after it.
+
+    Tiny models gain nothing from more threads, and shared CPUs stay fast. Used with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

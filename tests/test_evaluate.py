@@ -30,6 +30,9 @@ from sdrl.predict import predict_change
 from sdrl.predict.plan import TilePlan
 from sdrl.predict.windows import StitchedImage, predict_windows
 from sdrl.train.change_checkpoint import load_change_model
+from tests.runs import predict, synth_data, tiny_finetune
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 KEYS = (
     *METRIC_KEYS,
@@ -46,45 +49,16 @@ KEYS = (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("cd") / "data"
-    generate_dataset(out, kind="change", num=10, size=64, bands=4, seed=0)
-    return out
+    return synth_data(tmp_path_factory, "cd", "change", num=10, size=64, bands=4, seed=0)
 
 
 @pytest.fixture(scope="module")
 def checkpoint(data, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("ft") / "run"
-    argv = [
-        "finetune",
-        "--data",
-        str(data),
-        "--out",
-        str(run),
-        "--backbone",
-        "resnet_tiny",
-        "--batch-size",
-        "2",
-        "--num-workers",
-        "0",
-        "--max-steps",
-        "3",
-        "--model-option",
-        "decoder_channels=16",
-        "--val-split",
-        "none",
-    ]
-    assert main(argv) == 0
-    return run / "last.ckpt"
+    extra = ["--max-steps", "3", "--val-split", "none"]
+    return tiny_finetune(data, run, *extra, checkpoint="last.ckpt")
 
 
 @pytest.fixture(scope="module")
@@ -203,26 +177,9 @@ def test_protocols_are_recorded_and_whole_matches_sdrl_predict(
     # the same tiling and stitching as `sdrl predict` on the tile's files
     tile_id = ChangeDataset(data, "test").ids[0]
     out = tmp_path / "predict.tif"
-    argv = [
-        "predict",
-        "--before",
-        str(data / "A" / f"{tile_id}.tif"),
-        "--after",
-        str(data / "B" / f"{tile_id}.tif"),
-        "--checkpoint",
-        str(checkpoint),
-        "--out",
-        str(out),
-        "--tile",
-        "32",
-        "--overlap",
-        "8",
-        "--outputs",
-        "binary",
-        "--threshold",
-        threshold,
-    ]
-    assert main(argv) == 0
+    before, after = data / "A" / f"{tile_id}.tif", data / "B" / f"{tile_id}.tif"
+    extra = ["--tile", "32", "--overlap", "8", "--outputs", "binary", "--threshold", threshold]
+    assert predict(checkpoint, before, after, out, *extra) == 0
     mine = rasterio.open(tmp_path / "w" / f"{tile_id}.tif").read(1)
     theirs = rasterio.open(out).read(1)
     assert 0 < mine.mean() < 1 and np.mean(theirs != mine) < 1e-3  # float32 vs 64 at the edge

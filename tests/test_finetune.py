@@ -27,68 +27,23 @@ from sdrl.train.checkpoint import RunCheckpoint
 from sdrl.train.finetune import _build_model, _model_options, _resolve, choose_tiles
 from sdrl.train.finetune_config import FinetuneConfig
 from sdrl.train.pretrain_module import reseed
+from tests.runs import finetune_argv, synth_data, tiny_pretrain
 
-TINY = [
-    "--backbone",
-    "resnet_tiny",
-    "--batch-size",
-    "2",
-    "--num-workers",
-    "0",
-    "--model-option",
-    "decoder_channels=16",
-]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: tiny models gain nothing from more, and shared CPUs stay fast."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     """10 bitemporal 64-px change scenes, 4 bands: 8 train, 1 val, 1 test tile."""
-    out = tmp_path_factory.mktemp("cd") / "data"
-    generate_dataset(out, kind="change", num=10, size=64, bands=4, seed=0)
-    return out
+    return synth_data(tmp_path_factory, "cd", "change", num=10, size=64, bands=4, seed=0)
 
 
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory) -> Path:
     """best.ckpt of a 2-step `sdrl pretrain` run (resnet_tiny, 4 bands)."""
-    root = tmp_path_factory.mktemp("pre")
-    generate_dataset(root / "data", kind="pretrain", num=4, size=64, bands=4, seed=1)
-    argv = [
-        "pretrain",
-        "--data",
-        str(root / "data"),
-        "--out",
-        str(root / "run"),
-        "--backbone",
-        "resnet_tiny",
-        "--batch-size",
-        "2",
-        "--num-workers",
-        "0",
-        "--max-steps",
-        "2",
-        "--hidden-dim",
-        "16",
-        "--output-dim",
-        "8",
-        "--probe",
-        "none",
-    ]
-    assert main(argv) == 0
-    return root / "run" / "best.ckpt"
-
-
-def finetune_argv(data: Path, run: Path, *extra: str) -> list[str]:
-    return ["finetune", "--data", str(data), "--out", str(run), *TINY, *extra]
+    data = synth_data(tmp_path_factory, "pre", "pretrain", num=4, size=64, bands=4, seed=1)
+    extra = ["--max-steps", "2", "--hidden-dim", "16", "--output-dim", "8", "--probe", "none"]
+    return tiny_pretrain(data, data.parent / "run", *extra)
 
 
 def column(run: Path, name: str) -> list[float]:

@@ -9,68 +9,22 @@ import pytest
 import rasterio
 import torch
 
-from sdrl.cli import main
 from sdrl.data.io import read_raster, write_raster
-from sdrl.data.synth import generate_dataset
 from sdrl.predict import NODATA
+from tests.runs import predict, synth_data, tiny_finetune
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("cd") / "data"
-    generate_dataset(out, kind="change", num=4, size=96, bands=4, seed=2)
-    return out
+    return synth_data(tmp_path_factory, "cd", "change", num=4, size=96, bands=4, seed=2)
 
 
 @pytest.fixture(scope="module")
 def checkpoint(data, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("ft") / "run"
-    argv = [
-        "finetune",
-        "--data",
-        str(data),
-        "--out",
-        str(run),
-        "--backbone",
-        "resnet_tiny",
-        "--batch-size",
-        "2",
-        "--num-workers",
-        "0",
-        "--max-steps",
-        "1",
-        "--crop-size",
-        "64",
-        "--model-option",
-        "decoder_channels=16",
-        "--val-split",
-        "none",
-    ]
-    assert main(argv) == 0
-    return run / "best.ckpt"
-
-
-def predict(checkpoint: Path, before: Path, after: Path, out: Path, *extra: str) -> int:
-    argv = [
-        "predict",
-        "--before",
-        str(before),
-        "--after",
-        str(after),
-        "--checkpoint",
-        str(checkpoint),
-        "--out",
-        str(out),
-    ]
-    return main([*argv, *extra])
+    return tiny_finetune(data, run, "--max-steps", "1", "--crop-size", "64", "--val-split", "none")
 
 
 def test_predict_keeps_crs_and_transform(data, checkpoint, tmp_path, capsys):

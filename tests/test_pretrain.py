@@ -26,27 +26,18 @@ from sdrl.train.optim import WarmupDecay, param_groups
 from sdrl.train.pretrain_module import PretrainModule
 from sdrl.train.probe import RegionProbe
 from sdrl.train.views import ViewMaker
+from tests.runs import pretrain_argv, synth_data, tiny_pretrain
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # Small heads keep every method to a fraction of a second per step on a CPU.
-TINY = ["--backbone", "resnet_tiny", "--batch-size", "2", "--num-workers", "0"]
 HEADS = ["--hidden-dim", "32", "--output-dim", "16"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread: tiny models gain nothing from more, and shared CPUs stay fast."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     """8 bitemporal 64-px scenes, 4 bands, 6 classes: 7 train tiles, 1 val tile."""
-    out = tmp_path_factory.mktemp("pre") / "data"
-    generate_dataset(out, kind="pretrain", num=8, size=64, bands=4, seed=0)
-    return out
+    return synth_data(tmp_path_factory, "pre", "pretrain", num=8, size=64, bands=4, seed=0)
 
 
 def copy_dataset(src: Path, dst: Path) -> Path:
@@ -72,9 +63,7 @@ def test_method_names_match_the_registry():
 @pytest.mark.parametrize("method", METHOD_NAMES)
 def test_each_method_runs_through_the_cli(data, tmp_path, method):
     run = tmp_path / "run"
-    argv = ["pretrain", "--data", str(data), "--out", str(run), "--method", method]
-    argv += [*TINY, *HEADS, "--max-steps", "2", "--log-every", "1"]
-    assert main(argv) == 0
+    tiny_pretrain(data, run, "--method", method, *HEADS, "--max-steps", "2", "--log-every", "1")
     for name in ("config.yaml", "last.ckpt", "best.ckpt", "metrics.csv"):
         assert (run / name).is_file(), name
     rows = read_metrics(run)
@@ -129,8 +118,8 @@ def _parse(argv):
 def test_method_option_flag_and_unknown_options(data, tmp_path, capsys):
     args = _parse(["pretrain", "--data", "d", "--out", "o", "--method-option", "min_area=2"])
     assert config_from_args(args).method_options == {"min_area": 2}
-    argv = ["pretrain", "--data", str(data), "--out", str(tmp_path / "r"), "--method", "simclr"]
-    assert main([*argv, *TINY, "--decouple-weight", "1", "--max-steps", "1"]) == 2
+    argv = pretrain_argv(data, tmp_path / "r", "--method", "simclr")
+    assert main([*argv, "--decouple-weight", "1", "--max-steps", "1"]) == 2
     assert "simclr' has no option decouple_weight" in capsys.readouterr().err
 
 
@@ -214,8 +203,8 @@ def test_nan_in_an_image_names_the_tile(data, tmp_path, capsys):
         pixels, crs, transform = src.read().astype(np.float32), src.crs, src.transform
     pixels[1, 5:9, 5:9] = np.nan
     write_raster(tile, pixels, crs=crs, transform=transform)
-    argv = ["pretrain", "--data", str(bad), "--out", str(tmp_path / "r"), "--method", "simclr"]
-    assert main([*argv, *TINY, *HEADS, "--max-steps", "3"]) == 2
+    argv = pretrain_argv(bad, tmp_path / "r", "--method", "simclr")
+    assert main([*argv, *HEADS, "--max-steps", "3"]) == 2
     err = capsys.readouterr().err
     assert "NaN or infinite values in tile(s) 000003 (A)" in err and "Traceback" not in err
 
@@ -223,7 +212,7 @@ def test_nan_in_an_image_names_the_tile(data, tmp_path, capsys):
 def test_band_count_mismatch_with_weights_is_a_clear_error(data, tmp_path, capsys):
     weights = tmp_path / "five_bands.pt"
     torch.save(build_backbone("resnet_tiny", 5).state_dict(), weights)
-    argv = ["pretrain", "--data", str(data), "--out", str(tmp_path / "r"), *TINY]
+    argv = pretrain_argv(data, tmp_path / "r")
     assert main([*argv, "--weights", str(weights), "--max-steps", "1"]) == 2
     err = capsys.readouterr().err
     assert "five_bands.pt" in err and "(4 bands)" in err and "found shape (8, 5, 7, 7)" in err
@@ -287,7 +276,7 @@ def test_a_non_finite_loss_stops_training(data, tmp_path, monkeypatch):
 
 def test_run_folder_rules(data, tmp_path, capsys):
     run = tmp_path / "run"
-    argv = ["pretrain", "--data", str(data), "--out", str(run), *TINY, *HEADS]
+    argv = pretrain_argv(data, run, *HEADS)
     assert main([*argv, "--max-steps", "1", "--resume"]) == 2
     assert "found none; start the run without --resume" in capsys.readouterr().err
     assert main([*argv, "--max-steps", "1", "--val-split", "none"]) == 0
@@ -302,7 +291,7 @@ def test_run_folder_rules(data, tmp_path, capsys):
 def test_tiles_must_be_multiples_of_32(tmp_path, capsys):
     data = tmp_path / "d"
     generate_dataset(data, kind="pretrain", num=4, size=40, bands=3, seed=1)
-    argv = ["pretrain", "--data", str(data), "--out", str(tmp_path / "r"), *TINY]
+    argv = pretrain_argv(data, tmp_path / "r")
     assert main([*argv, "--max-steps", "1"]) == 2
     assert "found 40x40 px; pass --crop-size 32" in capsys.readouterr().err
 
@@ -314,7 +303,7 @@ def test_single_date_folders_train_on_two_views_of_a(data, tmp_path, caplog):
             path.unlink()
         (single / part).rmdir()
     run = tmp_path / "run"
-    argv = ["pretrain", "--data", str(single), "--out", str(run), *TINY, *HEADS]
+    argv = pretrain_argv(single, run, *HEADS)
     with caplog.at_level(logging.INFO):
         assert main([*argv, "--max-steps", "2", "--optimizer", "lars"]) == 0
     assert "has no B/ images: the two views are augmentations of A" in caplog.text
@@ -326,7 +315,7 @@ def test_wandb_logger_runs_offline_in_the_run_folder(data, tmp_path, monkeypatch
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     run = tmp_path / "run"
-    argv = ["pretrain", "--data", str(data), "--out", str(run), *TINY, *HEADS]
+    argv = pretrain_argv(data, run, *HEADS)
     assert main([*argv, "--max-steps", "2", "--method", "simclr", "--logger", "wandb"]) == 0
     offline = list((run / "wandb").glob("offline-run-*"))
     assert len(offline) == 1 and list(offline[0].glob("run-*.wandb"))

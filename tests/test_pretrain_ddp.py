@@ -13,6 +13,7 @@ import torch
 
 from sdrl.data.synth import generate_dataset
 from sdrl.train import read_checkpoint
+from tests.runs import pretrain_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,13 +24,12 @@ def test_ddp_two_processes_on_cpu(tmp_path):
     generate_dataset(data, kind="pretrain", num=10, size=32, bands=4, seed=0)
     run = tmp_path / "run"
     # Lightning starts the second process by re-running this command line with LOCAL_RANK=1.
-    command = [
-        sys.executable, "-m", "sdrl", "pretrain", "--data", str(data), "--out", str(run),
-        "--method", "sdrl", "--backbone", "resnet_tiny", "--batch-size", "2",
-        "--num-workers", "0", "--max-steps", "3", "--log-every", "1",
+    argv = pretrain_argv(
+        data, run, "--method", "sdrl", "--max-steps", "3", "--log-every", "1",
         "--hidden-dim", "32", "--output-dim", "16",
         "--accelerator", "cpu", "--devices", "2", "--strategy", "ddp",
-    ]  # fmt: skip
+    )  # fmt: skip
+    command = [sys.executable, "-m", "sdrl", *argv]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -14,37 +14,29 @@ import pytest
 import torch
 
 from sdrl.cli import main
-from sdrl.data.synth import generate_dataset
 from sdrl.errors import DataError
 from sdrl.train import read_checkpoint
 from sdrl.train.checkpoint import AtomicCheckpointIO, RunCheckpoint
+from tests.runs import pretrain_argv, synth_data
+
+# One intra-op thread here and in the killed process (OMP_NUM_THREADS=1): same arithmetic, fast
+# on busy CPUs.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 STEPS = 8  # 7 training tiles, batch 2: 3 steps per epoch, so resumes land mid-epoch
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One intra-op thread here and in the killed process: same arithmetic, fast on busy CPUs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("resume") / "data"
-    generate_dataset(out, kind="pretrain", num=8, size=32, bands=4, seed=0)
-    return out
+    return synth_data(tmp_path_factory, "resume", "pretrain", num=8, size=32, bands=4, seed=0)
 
 
 def argv(data: Path, run: Path, *extra: str) -> list[str]:
-    return [
-        "pretrain", "--data", str(data), "--out", str(run), "--backbone", "resnet_tiny",
-        "--batch-size", "2", "--num-workers", "0", "--max-steps", str(STEPS),
+    return pretrain_argv(
+        data, run, "--max-steps", str(STEPS),
         "--checkpoint-every", "1", "--log-every", "1", "--val-every", "4",
         "--hidden-dim", "32", "--output-dim", "16", "--seed", "7", *extra,
-    ]  # fmt: skip
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")

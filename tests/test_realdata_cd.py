@@ -17,20 +17,13 @@ import torch
 from sdrl.cli import main
 from sdrl.metrics import METRIC_KEYS
 from tests.conftest import realdata
+from tests.runs import predict, tiny_finetune
 
-pytestmark = pytest.mark.realdata
+pytestmark = [pytest.mark.realdata, pytest.mark.usefixtures("one_thread")]
 
 
 def listing(root: Path) -> list[tuple[str, int]]:
     return sorted((str(p.relative_to(root)), p.stat().st_mtime_ns) for p in root.rglob("*"))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -39,29 +32,8 @@ def levir_run(tmp_path_factory) -> Path:
     root = realdata("cd", "levir_cd_256")
     before = listing(root)
     run = tmp_path_factory.mktemp("levir") / "run"
-    argv = [
-        "finetune",
-        "--data",
-        str(root),
-        "--out",
-        str(run),
-        "--backbone",
-        "resnet_tiny",
-        "--crop-size",
-        "64",
-        "--batch-size",
-        "2",
-        "--num-workers",
-        "0",
-        "--max-steps",
-        "2",
-        "--model-option",
-        "decoder_channels=16",
-        "--no-cache-stats",
-        "--log-every",
-        "1",
-    ]
-    assert main(argv) == 0
+    extra = ["--crop-size", "64", "--max-steps", "2", "--no-cache-stats", "--log-every", "1"]
+    tiny_finetune(root, run, *extra)
     assert listing(root) == before and not (root / "dataset.json").exists()
     return run
 
@@ -101,20 +73,8 @@ def test_predict_on_a_whu_cd_pair(levir_run, tmp_path):
     root = realdata("cd", "whu_cd_1024")
     before = listing(root)
     out = tmp_path / "change.tif"
-    argv = [
-        "predict",
-        "--before",
-        str(root / "A" / "000121.png"),
-        "--after",
-        str(root / "B" / "000121.png"),
-        "--checkpoint",
-        str(levir_run / "last.ckpt"),
-        "--out",
-        str(out),
-        "--tile",
-        "512",
-    ]
-    assert main(argv) == 0
+    before_png, after_png = root / "A" / "000121.png", root / "B" / "000121.png"
+    assert predict(levir_run / "last.ckpt", before_png, after_png, out, "--tile", "512") == 0
     assert listing(root) == before
     with rasterio.open(out) as dst:
         assert (dst.count, dst.height, dst.width) == (2, 1024, 1024)
