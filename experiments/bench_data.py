@@ -113,8 +113,9 @@ def main() -> None:
     for bands in (3, 13):
         out = scratch / f"synth_{bands}"
         start = time.perf_counter()
-        generate_dataset(out, kind="change", num=args.tiles, size=256, bands=bands, seed=0,
-                         overwrite=True)
+        generate_dataset(
+            out, kind="change", num=args.tiles, size=256, bands=bands, seed=0, overwrite=True
+        )
         synth_rates[bands] = args.tiles / (time.perf_counter() - start)
         folders[bands] = out
     png = scratch / "png_3"
@@ -131,8 +132,10 @@ def main() -> None:
             rows.append((label, workers, rate, model_rate, rate / model_rate))
 
     print()
-    print(f"| tiles (256×256, batch {args.batch}) | workers | data path samples/s "
-          "| ResNet-18 step samples/s | ratio |")
+    print(
+        f"| tiles (256×256, batch {args.batch}) | workers | data path samples/s "
+        "| ResNet-18 step samples/s | ratio |"
+    )
     print("|---|---|---|---|---|")
     for label, workers, rate, model_rate, ratio in rows:
         print(f"| {label} | {workers} | {rate:.1f} | {model_rate:.2f} | {ratio:.0f}× |")
