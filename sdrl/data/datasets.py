@@ -96,21 +96,26 @@ class _FolderDataset(Dataset[dict[str, Any]]):
 
     def _read(
         self, part: str, tile_id: str, shape: tuple[int, int] | None, window: Window | None
-    ) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int]]:
-        """Read one file: ``(data (C, h, w), valid (h, w) or None, full (H, W))``."""
+    ) -> tuple[np.ndarray, np.ndarray | None, tuple[int, int], Window | None]:
+        """Read one file (opened once): ``(data (C, h, w), valid (h, w) or None, (H, W), window)``.
+
+        ``shape=None`` reads A, whose size decides the random window; the other parts must have
+        that ``shape`` and are read through the same ``window``.
+        """
         path = self.folder.path(part, tile_id)
         with open_raster(path) as src:
-            if shape is not None and (src.height, src.width) != shape:
+            full = (src.height, src.width)
+            if shape is None:
+                window = self._window(*full)
+            elif full != shape:
                 raise DataError(
-                    path,
-                    f"{shape[0]}x{shape[1]} pixels like A/{tile_id}",
-                    f"{src.height}x{src.width}",
+                    path, f"{shape[0]}x{shape[1]} pixels like A/{tile_id}", f"{full[0]}x{full[1]}"
                 )
             data = src.read(window=window)
             valid = None
             if src.nodata is not None and part in ("A", "B"):
                 valid = ~(data == src.nodata).all(axis=0)
-            return data, valid, (src.height, src.width)
+            return data, valid, full, window
 
     def _image(self, part: str, data: np.ndarray, tile_id: str) -> np.ndarray:
         if data.shape[0] != self.num_bands:
@@ -146,13 +151,10 @@ class _FolderDataset(Dataset[dict[str, Any]]):
 
     def _read_pair(self, tile_id: str) -> dict[str, Any]:
         """Read A, B (if any) and the label parts present for one tile."""
-        with open_raster(self.folder.path("A", tile_id)) as src:
-            full = (src.height, src.width)
-        window = self._window(*full)
-        a, valid, _ = self._read("A", tile_id, None, window)
+        a, valid, full, window = self._read("A", tile_id, None, None)
         image_a = self._image("A", a, tile_id)
         if self.bitemporal:
-            b, valid_b, _ = self._read("B", tile_id, full, window)
+            b, valid_b, _, _ = self._read("B", tile_id, full, window)
             image_b = self._image("B", b, tile_id)
             if valid_b is not None:
                 valid = valid_b if valid is None else valid & valid_b
@@ -161,7 +163,7 @@ class _FolderDataset(Dataset[dict[str, Any]]):
         labels = {}
         for part in self.label_parts:
             if self.folder.has(part):
-                data, _, _ = self._read(part, tile_id, full, window)
+                data, _, _, _ = self._read(part, tile_id, full, window)
                 labels[part] = self._label(part, data, tile_id)
         if valid is not None:
             image_a[:, ~valid] = 0
