@@ -27,7 +27,6 @@ import numpy as np
 import torch
 from pytorch_lightning.callbacks import EarlyStopping
 
-from sdrl import __version__
 from sdrl.data.datasets import ChangeDataset
 from sdrl.data.samples import IGNORE_INDEX
 from sdrl.errors import ConfigError, DataError
@@ -44,7 +43,7 @@ from sdrl.train.finetune_module import FinetuneModule
 from sdrl.train.loggers import Throughput, is_global_zero
 from sdrl.train.optim import OptimSettings
 from sdrl.train.pretrain_module import reseed
-from sdrl.train.run import RunResult, build_trainer, fit_run, parse_devices
+from sdrl.train.run import RunResult, build_trainer, data_block, fit_run, parse_devices
 from sdrl.train.run_dir import prepare_run_dir
 from sdrl.train.views import build_augment
 
@@ -251,15 +250,9 @@ def _meta(
     meta = dataset.meta
     return {
         "kind": "change",
-        "version": __version__,
         "model": config.model,
         "model_options": options,
-        "backbone": config.backbone,
-        "in_channels": dataset.num_bands,
-        "bands": list(meta.bands),
-        "mean": list(meta.mean or []),
-        "std": list(meta.std or []),
-        "classes": list(meta.classes),
+        **data_block(config, dataset),
         "label_values": dict(meta.label_values) if meta.label_values is not None else None,
         "ignore_index": meta.ignore_index,
         "ignore": IGNORE_INDEX,
@@ -273,7 +266,5 @@ def _meta(
         "label_seed": config.resolved_label_seed,
         "train_tiles": len(dataset),
         "train_tiles_total": total,
-        "data": str(config.data),
         "crop_size": config.crop_size,
-        "wavelengths_nm": meta.provenance.get("wavelengths_nm"),
     }

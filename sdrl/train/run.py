@@ -25,7 +25,7 @@ import pytorch_lightning as pl
 from lightning_fabric.utilities.exceptions import MisconfigurationException
 
 from sdrl import __version__
-from sdrl.data.datasets import PretrainPairDataset
+from sdrl.data.datasets import ChangeDataset, PretrainPairDataset
 from sdrl.errors import ConfigError, DataError
 from sdrl.models import build_backbone
 from sdrl.ssl.methods import PretrainMethod, build_method
@@ -296,15 +296,14 @@ def pretrain(config: PretrainConfig) -> RunResult:
     return fit_run(config, trainer, module, data, checkpoints, resume_step, start)
 
 
-def _meta(config: PretrainConfig, dataset: PretrainPairDataset) -> dict[str, Any]:
-    """The run's description stored in every checkpoint (plain data, for export)."""
+def data_block(config: TrainConfig, dataset: ChangeDataset | PretrainPairDataset) -> dict[str, Any]:
+    """What a checkpoint records of its data and backbone, shared by pretraining and finetuning.
+
+    Plain data only (checkpoints are read with ``weights_only=True``).
+    """
     meta = dataset.meta
-    options = {k: list(v) if isinstance(v, tuple) else v for k, v in config.method_options.items()}
     return {
-        "kind": "pretrain",
         "version": __version__,
-        "method": config.method,
-        "method_options": options,
         "backbone": config.backbone,
         "in_channels": dataset.num_bands,
         "bands": list(meta.bands),
@@ -314,3 +313,10 @@ def _meta(config: PretrainConfig, dataset: PretrainPairDataset) -> dict[str, Any
         "data": str(config.data),
         "wavelengths_nm": meta.provenance.get("wavelengths_nm"),
     }
+
+
+def _meta(config: PretrainConfig, dataset: PretrainPairDataset) -> dict[str, Any]:
+    """The run's description stored in every checkpoint (plain data, for export)."""
+    options = {k: list(v) if isinstance(v, tuple) else v for k, v in config.method_options.items()}
+    block = {"kind": "pretrain", "method": config.method, "method_options": options}
+    return block | data_block(config, dataset)
