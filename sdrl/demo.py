@@ -137,7 +137,6 @@ def run_demo(
             seed=seed,
             num_workers=0,
             overwrite=overwrite,
-            progress_bar=False,
         )
     )
     result.seconds["pretrain"] = time.perf_counter() - start
@@ -157,7 +156,6 @@ def run_demo(
                 seed=seed,
                 num_workers=0,
                 overwrite=overwrite,
-                progress_bar=False,
             )
         )
         metrics = evaluate(out / "change", run.best_checkpoint, out / f"metrics_{init}.json")
