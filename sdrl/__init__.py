@@ -1,3 +1,76 @@
-"""sdrl: self-supervised semantic-decoupled pretraining for remote-sensing change detection."""
+"""sdrl: self-supervised semantic-decoupled pretraining for remote-sensing change detection.
+
+The Python API (what the command line calls; each has a docstring)::
+
+    import sdrl
+    data = sdrl.generate_dataset("data/pre", kind="pretrain", num=64)   # sdrl synth
+    run = sdrl.pretrain(sdrl.PretrainConfig(data="data/pre", out="runs/pre", max_steps=500))
+    cd = sdrl.finetune(sdrl.FinetuneConfig(data="data/cd", out="runs/cd",
+                                           init=str(run.best_checkpoint), max_steps=500))
+    metrics = sdrl.evaluate("data/cd", cd.best_checkpoint, "runs/cd/metrics.json")
+    sdrl.predict("runs/cd/best.ckpt", "before.tif", "after.tif", "change.tif")
+
+Training
+    :func:`pretrain` with :class:`PretrainConfig`, :func:`finetune` with
+    :class:`FinetuneConfig`; both return a :class:`RunResult`.
+Inference
+    :func:`evaluate` (``metrics.json`` of a split), :func:`predict` (a georeferenced change map
+    of two rasters of any size), :func:`load_change_model` (the model of a checkpoint).
+Checkpoints
+    :func:`read_header` and :class:`CheckpointHeader`: what a checkpoint holds, read without
+    Lightning.
+Data
+    :class:`ChangeDataset`, :class:`PretrainPairDataset` (dataset folders),
+    :func:`generate_dataset` (the built-in data engine).
+
+The names are imported on first use, so ``import sdrl`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from sdrl.checkpoint import CheckpointHeader, read_header
+    from sdrl.data.datasets import ChangeDataset, PretrainPairDataset
+    from sdrl.data.synth import generate_dataset
+    from sdrl.evaluate import evaluate
+    from sdrl.predict.from_checkpoint import predict_from_checkpoint as predict
+    from sdrl.predict.model import load_change_model
+    from sdrl.tasks.change.config import FinetuneConfig
+    from sdrl.tasks.change.run import finetune
+    from sdrl.tasks.harness import RunResult
+    from sdrl.tasks.pretrain.config import PretrainConfig
+    from sdrl.tasks.pretrain.run import pretrain
+
+_HOMES = {
+    "ChangeDataset": ("sdrl.data.datasets", "ChangeDataset"),
+    "CheckpointHeader": ("sdrl.checkpoint", "CheckpointHeader"),
+    "FinetuneConfig": ("sdrl.tasks.change.config", "FinetuneConfig"),
+    "PretrainConfig": ("sdrl.tasks.pretrain.config", "PretrainConfig"),
+    "PretrainPairDataset": ("sdrl.data.datasets", "PretrainPairDataset"),
+    "RunResult": ("sdrl.tasks.harness", "RunResult"),
+    "evaluate": ("sdrl.evaluate", "evaluate"),
+    "finetune": ("sdrl.tasks.change.run", "finetune"),
+    "generate_dataset": ("sdrl.data.synth", "generate_dataset"),
+    "load_change_model": ("sdrl.predict.model", "load_change_model"),
+    "predict": ("sdrl.predict.from_checkpoint", "predict_from_checkpoint"),
+    "pretrain": ("sdrl.tasks.pretrain.run", "pretrain"),
+    "read_header": ("sdrl.checkpoint", "read_header"),
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        module, attr = _HOMES[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'sdrl' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_HOMES])

@@ -23,10 +23,10 @@ from sdrl.data.summary import summarize
 from sdrl.data.synth import SynthKind, generate_dataset
 from sdrl.evaluate import evaluate
 from sdrl.predict.from_checkpoint import predict_from_checkpoint
-from sdrl.train.config import PretrainConfig
-from sdrl.train.finetune import finetune
-from sdrl.train.finetune_config import FinetuneConfig
-from sdrl.train.run import pretrain
+from sdrl.tasks.change.config import FinetuneConfig
+from sdrl.tasks.change.run import finetune
+from sdrl.tasks.pretrain.config import PretrainConfig
+from sdrl.tasks.pretrain.run import pretrain
 from sdrl.viz import colorize, image_grid, to_rgb
 
 __all__ = ["DemoResult", "run_demo"]

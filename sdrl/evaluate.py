@@ -39,20 +39,16 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from sdrl import __version__
+from sdrl.checkpoint import file_sha256
 from sdrl.data.datasets import ChangeDataset
 from sdrl.data.io import read_info, write_raster
+from sdrl.data.staging import write_json_atomic
 from sdrl.errors import ConfigError, DataError
 from sdrl.metrics import ChangeMetrics
+from sdrl.models.init import tile_multiple
+from sdrl.predict.model import LoadedChangeModel, check_bands, load_change_model
 from sdrl.predict.plan import TilePlan
 from sdrl.predict.windows import StitchedImage, predict_windows
-from sdrl.train.change_checkpoint import (
-    LoadedChangeModel,
-    check_bands,
-    file_sha256,
-    load_change_model,
-    tile_multiple,
-)
-from sdrl.train.checkpoint import write_json_atomic
 from sdrl.viz.change import change_comparison
 
 __all__ = ["PROTOCOLS", "Protocol", "evaluate", "resolve_device"]
@@ -230,7 +226,7 @@ def evaluate(
     dataset = ChangeDataset(data, split, cache_stats=False)  # never writes into DATA
     if len(dataset) == 0:
         raise DataError(dataset.folder.root, f"tiles in split {split!r}", "none")
-    check_bands(loaded.meta, dataset.num_bands, dataset.folder.root)
+    check_bands(loaded.header, dataset.num_bands, dataset.folder.root)
     dataset.mean = np.asarray(loaded.mean, dtype=np.float32)[:, None, None]
     dataset.std = np.asarray(loaded.std, dtype=np.float32)[:, None, None]
     saver = _Saver(Path(save_predictions), dataset, loaded) if save_predictions else None

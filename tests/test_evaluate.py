@@ -29,7 +29,7 @@ from sdrl.metrics import METRIC_KEYS
 from sdrl.predict import predict_change
 from sdrl.predict.plan import TilePlan
 from sdrl.predict.windows import StitchedImage, predict_windows
-from sdrl.train.change_checkpoint import load_change_model
+from sdrl.predict.model import load_change_model
 from tests.runs import predict, synth_data, tiny_finetune
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -16,17 +16,17 @@ import yaml
 
 from sdrl.cli import build_parser, main
 from sdrl.cli.config import apply_config
-from sdrl.cli.finetune import config_from_args
+from sdrl.cli.options import config_from_args
 from sdrl.data.datasets import ChangeDataset
 from sdrl.data.samples import IGNORE_INDEX
 from sdrl.data.synth import generate_dataset
-from sdrl.train import read_checkpoint
-from sdrl.train.change_checkpoint import load_change_model
-from sdrl.train.change_loss import ChangeLoss, auto_change_weight, count_change_pixels
-from sdrl.train.checkpoint import RunCheckpoint
-from sdrl.train.finetune import _build_model, _model_options, _resolve, choose_tiles
-from sdrl.train.finetune_config import FinetuneConfig
-from sdrl.train.pretrain_module import reseed
+from sdrl.checkpoint import read_checkpoint
+from sdrl.predict.model import load_change_model
+from sdrl.tasks.change.loss import ChangeLoss, auto_change_weight, count_change_pixels
+from sdrl.tasks.checkpoints import RunCheckpoint
+from sdrl.tasks.change.run import _build_model, _model_options, _resolve, choose_tiles
+from sdrl.tasks.change.config import FinetuneConfig
+from sdrl.tasks.seeding import reseed
 from tests.runs import finetune_argv, synth_data, tiny_pretrain
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -81,7 +81,7 @@ def test_finetune_cli_writes_the_run_folder(data, tmp_path):
     parser = build_parser()
     argv = ["finetune", "--config", str(run / "config.yaml")]
     apply_config(parser, argv)
-    again = config_from_args(parser.parse_args(argv))
+    again = config_from_args(parser.parse_args(argv), FinetuneConfig)
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["model-option"] == ["decoder_channels=16"] and saved["backbone"] == "resnet_tiny"
     assert again.model_options == {"decoder_channels": 16} and again.max_steps == 3

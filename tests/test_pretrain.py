@@ -13,19 +13,21 @@ import yaml
 
 from sdrl.cli import build_parser, main
 from sdrl.cli.config import apply_config
-from sdrl.cli.pretrain import config_from_args
+from sdrl.cli.options import config_from_args
 from sdrl.data.augment import BitemporalAugment
 from sdrl.data.io import open_raster, write_raster
 from sdrl.data.synth import generate_dataset
 from sdrl.models import build_backbone
 from sdrl.ssl.methods import method_names
-from sdrl.train import TrainingError, pretrain, read_checkpoint
-from sdrl.train.config import METHOD_NAMES, PretrainConfig
-from sdrl.train.datamodule import EpochSampler, ShardSampler
-from sdrl.train.optim import WarmupDecay, param_groups
-from sdrl.train.pretrain_module import PretrainModule
-from sdrl.train.probe import RegionProbe
-from sdrl.train.views import ViewMaker
+from sdrl.checkpoint import read_checkpoint
+from sdrl.tasks.base import TrainingError
+from sdrl.tasks.pretrain.run import pretrain
+from sdrl.tasks.pretrain.config import METHOD_NAMES, PretrainConfig
+from sdrl.tasks.loading import EpochSampler, ShardSampler
+from sdrl.tasks.optim import WarmupDecay, param_groups
+from sdrl.tasks.pretrain.module import PretrainModule
+from sdrl.tasks.pretrain.probe import RegionProbe
+from sdrl.tasks.pretrain.views import ViewMaker
 from tests.runs import pretrain_argv, synth_data, tiny_pretrain
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -101,10 +103,11 @@ def test_yaml_config_and_flag_overrides_are_saved_resolved(data, tmp_path):
     parser = build_parser()
     argv = ["pretrain", "--config", str(run / "config.yaml")]
     apply_config(parser, argv)
-    again = config_from_args(parser.parse_args(argv))
+    again = config_from_args(parser.parse_args(argv), PretrainConfig)
     first = config_from_args(
         _parse(["pretrain", "--config", str(config), "--out", str(run), "--max-steps", "1",
-                "--temperature", "0.3", *HEADS, "--level", "c5", "--no-progress-bar"])
+                "--temperature", "0.3", *HEADS, "--level", "c5", "--no-progress-bar"]),
+        PretrainConfig,
     )  # fmt: skip
     assert again == first
 
@@ -117,7 +120,7 @@ def _parse(argv):
 
 def test_method_option_flag_and_unknown_options(data, tmp_path, capsys):
     args = _parse(["pretrain", "--data", "d", "--out", "o", "--method-option", "min_area=2"])
-    assert config_from_args(args).method_options == {"min_area": 2}
+    assert config_from_args(args, PretrainConfig).method_options == {"min_area": 2}
     argv = pretrain_argv(data, tmp_path / "r", "--method", "simclr")
     assert main([*argv, "--decouple-weight", "1", "--max-steps", "1"]) == 2
     assert "simclr' has no option decouple_weight" in capsys.readouterr().err
@@ -274,12 +277,18 @@ def test_a_non_finite_loss_stops_training(data, tmp_path, monkeypatch):
     assert not (tmp_path / "r" / "last.ckpt").exists()
 
 
-def test_run_folder_rules(data, tmp_path, capsys):
+def test_run_folder_rules(data, tmp_path, capsys, caplog):
     run = tmp_path / "run"
     argv = pretrain_argv(data, run, *HEADS)
-    assert main([*argv, "--max-steps", "1", "--resume"]) == 2
-    assert "found none; start the run without --resume" in capsys.readouterr().err
-    assert main([*argv, "--max-steps", "1", "--val-split", "none"]) == 0
+    # A requeued job passes --resume every time: the first start has nothing to resume.
+    with caplog.at_level(logging.INFO):
+        assert main([*argv, "--max-steps", "1", "--resume", "--val-split", "none"]) == 0
+    assert "no checkpoint yet, starting the run" in caplog.text
+    # Resuming a run that reached its limit trains nothing and says so.
+    assert main([*argv, "--max-steps", "1", "--resume", "--val-split", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "had already reached its limit (step 1" in out and "None" not in out
+    assert main([*argv, "--max-steps", "1", "--val-split", "none", "--overwrite"]) == 0
     assert column(read_metrics(run), "train/loss_epoch")  # best.ckpt by training loss
     assert (run / "best.ckpt").is_file()
     assert main([*argv, "--max-steps", "1"]) == 2
@@ -323,7 +332,7 @@ def test_wandb_logger_runs_offline_in_the_run_folder(data, tmp_path, monkeypatch
 
 
 def test_a_missing_validation_split_turns_validation_off(data, tmp_path, caplog):
-    from sdrl.train.datamodule import PretrainDataModule
+    from sdrl.tasks.pretrain.data import PretrainDataModule
 
     folder = copy_dataset(data, tmp_path / "noval")
     (folder / "list" / "val.txt").unlink()

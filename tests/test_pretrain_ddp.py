@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from sdrl.data.synth import generate_dataset
-from sdrl.train import read_checkpoint
+from sdrl.checkpoint import read_checkpoint
 from tests.runs import pretrain_argv
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,8 +15,8 @@ import torch
 
 from sdrl.cli import main
 from sdrl.errors import DataError
-from sdrl.train import read_checkpoint
-from sdrl.train.checkpoint import AtomicCheckpointIO, RunCheckpoint
+from sdrl.checkpoint import read_checkpoint
+from sdrl.tasks.checkpoints import AtomicCheckpointIO, RunCheckpoint
 from tests.runs import pretrain_argv, synth_data
 
 # One intra-op thread here and in the killed process (OMP_NUM_THREADS=1): same arithmetic, fast
@@ -97,7 +97,7 @@ def test_resume_after_sigkill_ends_with_the_same_weights(data, reference, tmp_pa
     # Steps slowed down so that the kill lands mid-run; the weights do not depend on timing.
     script = (
         "import sys, time\n"
-        "from sdrl.train.pretrain_module import PretrainModule\n"
+        "from sdrl.tasks.pretrain.module import PretrainModule\n"
         "step = PretrainModule.training_step\n"
         "PretrainModule.training_step = lambda *a: (time.sleep(0.4), step(*a))[1]\n"
         "from sdrl.cli import main\n"
@@ -143,7 +143,7 @@ def test_a_failed_save_leaves_the_previous_checkpoint(reference, tmp_path, monke
         file.truncate(file.tell() // 2)  # half written, then the "process dies"
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("sdrl.train.checkpoint.torch.save", dies_midway)
+    monkeypatch.setattr("sdrl.tasks.checkpoints.torch.save", dies_midway)
     with pytest.raises(KeyboardInterrupt):
         AtomicCheckpointIO().save_checkpoint(checkpoint, target)
     monkeypatch.undo()

@@ -1,7 +1,8 @@
 """The ``sdrl`` command line: one entry point, one module per sub-command.
 
 Each sub-command module has ``add_parser(subparsers)``, which registers its parser and sets
-``func`` to a function ``(args) -> int``. Sub-commands stay thin: they parse, then call library
+``func`` to a function ``(args) -> int``; :mod:`sdrl.cli.train` registers one training command
+per task of :mod:`sdrl.tasks.registry`. Sub-commands stay thin: they parse, then call library
 functions. Errors from bad input (:class:`~sdrl.errors.SdrlError`) are printed without a
 traceback and the exit status is 2; ``--debug`` shows the traceback.
 """
@@ -20,7 +21,8 @@ from sdrl.errors import SdrlError
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = ("synth", "prep", "info", "pretrain", "finetune", "evaluate", "predict", "demo")
+COMMANDS = ("synth", "prep", "info", "train", "evaluate", "predict", "demo")
+"""Sub-command modules, in ``--help`` order; ``train`` adds one command per registered task."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         module = importlib.import_module(f"sdrl.cli.{name}")
-        module.add_parser(subparsers)
+        register = getattr(module, "add_parsers", None) or module.add_parser
+        register(subparsers)
     for sub in subparsers.choices.values():
         _add_config_flag(sub)
     return parser

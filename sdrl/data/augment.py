@@ -12,7 +12,7 @@ independently for each date; they act on normalised data of any band count and n
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import kornia.augmentation as K
 import torch
@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from sdrl.data.samples import IGNORE_INDEX, IMAGE_KEYS, MASK_KEYS
 
-__all__ = ["BitemporalAugment"]
+__all__ = ["BitemporalAugment", "build_augment"]
 
 
 def _check_prob(name: str, value: float) -> None:
@@ -270,3 +270,19 @@ class BitemporalAugment(nn.Module):
             padding_mode="zeros",
             align_corners=True,
         )
+
+
+def build_augment(kind: Literal["full", "geometric", "none"], bands: int) -> BitemporalAugment:
+    """The augmentation of each view.
+
+    Args:
+        kind: ``full`` (geometry and photometry), ``geometric`` (no photometric change) or
+            ``none``.
+        bands: Image bands; 3-band images also get hue and saturation jitter.
+
+    Returns:
+        The augmentation module (no parameters; draws from the global torch generator).
+    """
+    if kind == "none":
+        return BitemporalAugment.identity()
+    return BitemporalAugment(photometric=kind == "full", rgb_color_jitter=bands == 3)

@@ -1,19 +1,70 @@
-"""Atomic output folders: build in a hidden sibling folder, rename when complete.
+"""Atomic outputs: files and folders are built under a hidden name and renamed when complete.
 
-A failed or interrupted run never leaves a folder at ``--out`` that loads as complete.
+A failed or interrupted run never leaves a file or a folder at ``--out`` that loads as
+complete. Files (:func:`write_atomic`, :func:`atomic_copy`, :func:`write_json_atomic`) are
+written into a temporary file in the target's own folder, flushed and synced, then renamed
+over the target with ``os.replace`` (atomic on POSIX and Windows within one file system);
+the folder is synced after. Folders (:func:`staged_dir`) are built in a hidden sibling.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO, Any
 
 from sdrl.errors import DataError
 
-__all__ = ["staged_dir"]
+__all__ = ["atomic_copy", "staged_dir", "write_atomic", "write_json_atomic"]
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not every platform opens folders
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_atomic(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
+    """Call ``write(file)`` on a temporary file next to ``path``, then rename it to ``path``.
+
+    Args:
+        path: The target file (its folder is created).
+        write: Writes the contents into the binary file object it is given.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_copy(source: str | Path, target: str | Path) -> None:
+    """Copy a file so that ``target`` is always either the old file or a complete copy."""
+    with open(source, "rb") as src:
+        write_atomic(Path(target), lambda dst: shutil.copyfileobj(src, dst, 1 << 20))
+
+
+def write_json_atomic(path: str | Path, data: Any) -> Path:
+    """Write ``data`` as indented JSON so that ``path`` is never a partial file."""
+    text = json.dumps(data, indent=2) + "\n"
+    write_atomic(Path(path), lambda file: file.write(text.encode()))
+    return Path(path)
 
 
 @contextmanager

@@ -26,17 +26,20 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, get_args
+
+from torch import nn
 
 from sdrl.errors import ConfigError
 from sdrl.models.base import Backbone
 from sdrl.models.change import ChangeModel, ChangeNet
+from sdrl.models.names import ChangeModelName
 from sdrl.models.unet import EarlyFusionUNet
 from sdrl.models.weights import LoadReport, load_weights
 
-__all__ = ["RANDOM", "ModelName", "build_change_model", "init_encoder"]
+__all__ = ["RANDOM", "ModelName", "build_change_model", "init_encoder", "tile_multiple"]
 
-ModelName = Literal["siamese", "unet"]
+ModelName = ChangeModelName
 RANDOM = "random"
 """The ``--init`` value that keeps the model's random initialisation."""
 
@@ -124,3 +127,9 @@ def init_encoder(
     return load_weights(
         encoder, source, strip_prefix=strip_prefix, adapt_first_layer=adapt_first_layer
     )
+
+
+def tile_multiple(model: nn.Module) -> int:
+    """What tile sides must be a multiple of: 32 (backbones), ``2**depth`` (U-Net)."""
+    depth = getattr(model, "depth", None)
+    return 2 ** int(depth) if isinstance(depth, int) else 32

@@ -15,9 +15,10 @@ from typing import Literal
 from sdrl.data.io import read_info
 from sdrl.errors import ConfigError
 from sdrl.evaluate import resolve_device
+from sdrl.models.init import tile_multiple
 from sdrl.predict.engine import PredictResult, predict_change
+from sdrl.predict.model import check_bands, load_change_model
 from sdrl.predict.writer import OUTPUTS, check_output_path
-from sdrl.train.change_checkpoint import check_bands, load_change_model, tile_multiple
 
 __all__ = ["predict_from_checkpoint"]
 
@@ -69,7 +70,7 @@ def predict_from_checkpoint(
     loaded = load_change_model(checkpoint)
     for raster in (before, after):
         check_bands(
-            loaded.meta,
+            loaded.header,
             read_info(raster).count,
             raster,
             "Pass rasters with the bands the model was finetuned on (checkpoint "

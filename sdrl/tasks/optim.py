@@ -7,12 +7,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
+from lightly.models.utils import get_weight_decay_parameters
 from lightly.utils.lars import LARS
 from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
-from sdrl.train.config import OptimizerName, ScheduleName, TrainConfig
+from sdrl.tasks.config import OptimizerName, ScheduleName, TrainConfig
 
 __all__ = ["OptimSettings", "WarmupDecay", "build_optimizer", "build_scheduler", "param_groups"]
 
@@ -20,26 +21,31 @@ __all__ = ["OptimSettings", "WarmupDecay", "build_optimizer", "build_scheduler",
 def param_groups(modules: Iterable[nn.Module], weight_decay: float) -> list[dict]:
     """Trainable parameters in two groups: with weight decay, and without it.
 
-    Biases and the weights of norm layers (every tensor with one dimension) get no weight
-    decay; with LARS a zero weight decay also excludes them from the trust-ratio adaptation
-    (SimCLR / BYOL practice). Frozen parameters (momentum branches) are left out.
+    The split is lightly's (:func:`lightly.models.utils.get_weight_decay_parameters`): biases
+    and the parameters of norm layers get no weight decay; with LARS a zero weight decay also
+    excludes them from the trust-ratio adaptation (SimCLR / BYOL practice). Frozen parameters
+    (momentum branches) are left out and a parameter shared by several modules is taken once,
+    which lightly's function does not do.
 
     Args:
-        modules: The modules whose parameters are optimised (each parameter taken once).
+        modules: The modules whose parameters are optimised.
         weight_decay: Decay of the first group.
 
     Returns:
         Parameter groups for a ``torch.optim`` optimiser.
     """
-    decay: list[nn.Parameter] = []
-    no_decay: list[nn.Parameter] = []
+    decay, no_decay = get_weight_decay_parameters(list(modules))
     seen: set[int] = set()
-    for module in modules:
-        for param in module.parameters():
-            if not param.requires_grad or id(param) in seen:
-                continue
-            seen.add(id(param))
-            (no_decay if param.ndim <= 1 else decay).append(param)
+
+    def keep(params: list[nn.Parameter]) -> list[nn.Parameter]:
+        kept = []
+        for param in params:
+            if param.requires_grad and id(param) not in seen:
+                seen.add(id(param))
+                kept.append(param)
+        return kept
+
+    decay, no_decay = keep(decay), keep(no_decay)
     return [
         {"params": decay, "weight_decay": weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
@@ -145,7 +151,7 @@ def build_scheduler(
 
 @dataclass(frozen=True)
 class OptimSettings:
-    """Optimiser and schedule settings of a run (see :class:`~sdrl.train.config.PretrainConfig`).
+    """Optimiser and schedule settings of a run (see :class:`~sdrl.tasks.config.TrainConfig`).
 
     Attributes:
         optimizer: ``sgd``, ``adamw`` or ``lars``.

@@ -1,7 +1,5 @@
-"""Checks of a dataset against a pretraining run, before any training starts.
+"""Checks of a pretraining dataset's masks, before any training starts.
 
-* tile size: the backbones downsample by 32, so tiles (or ``--crop-size`` crops) must be
-  multiples of 32 — a clear error otherwise, naming the fix;
 * mask census: a sample of the training masks is read; when no tile holds two classes, the
   decoupling term (different regions of one image pushed apart) has nothing to act on and the
   region contrast has one region per image — a clear warning, and training still runs.
@@ -14,42 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sdrl.data.datasets import ChangeDataset, PretrainPairDataset
-from sdrl.data.io import open_raster, read_info
+from sdrl.data.datasets import PretrainPairDataset
+from sdrl.data.io import open_raster
 from sdrl.data.samples import IGNORE_INDEX
-from sdrl.errors import ConfigError
 
-__all__ = ["MaskCensus", "check_tile_size", "mask_census", "warn_about_masks"]
+__all__ = ["MaskCensus", "mask_census", "warn_about_masks"]
 
 log = logging.getLogger(__name__)
-
-
-def check_tile_size(
-    dataset: PretrainPairDataset | ChangeDataset, crop_size: int | None
-) -> tuple[int, int]:
-    """The ``(H, W)`` the model will see, checked to be multiples of 32.
-
-    Raises:
-        ConfigError: The tiles (or crops) are not multiples of 32, or crops exceed the tiles.
-    """
-    first = str(dataset.ids[0])
-    info = read_info(dataset.folder.path("A", first))
-    height, width = info.height, info.width
-    if crop_size is not None:
-        if crop_size > min(height, width):
-            raise ConfigError(
-                f"--crop-size {crop_size} is larger than the tiles ({height}x{width} px, "
-                f"e.g. A/{first}); use at most {min(height, width) // 32 * 32}"
-            )
-        return crop_size, crop_size
-    if height % 32 or width % 32:
-        size = max(min(height, width) // 32 * 32, 32)
-        raise ConfigError(
-            f"{dataset.folder.path('A', first)}: the backbones need tiles whose sides are "
-            f"multiples of 32, found {height}x{width} px; pass --crop-size {size} to train on "
-            f"random {size}x{size} crops"
-        )
-    return height, width
 
 
 @dataclass(frozen=True)

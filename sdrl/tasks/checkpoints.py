@@ -1,113 +1,34 @@
 """Checkpoints of a run: atomic writes, safe reads, ``last.ckpt`` and ``best.ckpt``.
 
 **Atomic**: :class:`AtomicCheckpointIO` serialises the checkpoint into a temporary file in the
-run folder itself, flushes and syncs it to disk, then renames it over the target with
-``os.replace`` (atomic on POSIX and Windows within one file system) and syncs the folder. A
-crash or a kill at any moment leaves either the previous checkpoint or the new one, never a
-truncated file. (Lightning's own writer goes through an fsspec transaction whose temporary
-file lives in the system temp folder; when that is another file system the final move is a
-copy, which a kill can cut short.)
+run folder itself, flushes and syncs it to disk, then renames it over the target
+(:func:`~sdrl.data.staging.write_atomic`). A crash or a kill at any moment leaves either
+the previous checkpoint or the new one, never a truncated file. (Lightning's own writer goes
+through an fsspec transaction whose temporary file lives in the system temp folder; when that
+is another file system the final move is a copy, which a kill can cut short.)
 
 **Safe reads**: checkpoints are read with ``torch.load(..., weights_only=True)``: tensors and
-plain Python containers only, no code runs. Lightning's resume path
-(``trainer.fit(ckpt_path=...)``) reads through the same class, so it is safe too. Everything
-this package puts in a checkpoint is plain data (the RNG states included).
+plain Python containers only, no code runs (:func:`~sdrl.checkpoint.read_checkpoint`).
+Lightning's resume path (``trainer.fit(ckpt_path=...)``) reads through the same class, so it
+is safe too. Everything this package puts in a checkpoint is plain data (RNG states included).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
-import os
-import random
-import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from sdrl.errors import DataError
+from sdrl.checkpoint import read_checkpoint
+from sdrl.data.staging import atomic_copy, write_atomic
 
-__all__ = [
-    "AtomicCheckpointIO",
-    "RunCheckpoint",
-    "atomic_copy",
-    "read_checkpoint",
-    "restore_rng_state",
-    "rng_state",
-    "write_json_atomic",
-]
+__all__ = ["AtomicCheckpointIO", "RunCheckpoint"]
 
 log = logging.getLogger(__name__)
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform opens folders
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _write_atomic(path: Path, write: Any) -> None:
-    """Call ``write(file)`` on a temporary file next to ``path``, then rename it to ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
-def atomic_copy(source: str | Path, target: str | Path) -> None:
-    """Copy a file so that ``target`` is always either the old file or a complete copy."""
-    with open(source, "rb") as src:
-        _write_atomic(Path(target), lambda dst: shutil.copyfileobj(src, dst, 1 << 20))
-
-
-def write_json_atomic(path: str | Path, data: Any) -> Path:
-    """Write ``data`` as indented JSON so that ``path`` is never a partial file."""
-    text = json.dumps(data, indent=2) + "\n"
-    _write_atomic(Path(path), lambda file: file.write(text.encode()))
-    return Path(path)
-
-
-def read_checkpoint(
-    path: str | Path, map_location: Any = "cpu", mmap: bool = False
-) -> dict[str, Any]:
-    """Read a checkpoint without executing code (``weights_only=True``).
-
-    Args:
-        path: The checkpoint file.
-        map_location: Where tensors go (``torch.load``'s argument).
-        mmap: Memory-map the file: tensors are read only when used.
-
-    Raises:
-        DataError: The file is missing, truncated, or holds objects other than plain data.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "a checkpoint file", "nothing at this path")
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
-    except Exception as error:  # torch raises many types for a bad file
-        raise DataError(
-            path, "a checkpoint of plain tensors and containers", f"unreadable ({error})"
-        ) from None
-    if not isinstance(checkpoint, dict):
-        raise DataError(path, "a checkpoint dict", f"a {type(checkpoint).__name__}")
-    return checkpoint
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -119,7 +40,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         """Write ``checkpoint`` to ``path`` atomically."""
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO takes no storage_options")
-        _write_atomic(Path(path), lambda file: torch.save(checkpoint, file))
+        write_atomic(Path(path), lambda file: torch.save(checkpoint, file))
 
     def load_checkpoint(
         self, path: Any, map_location: Any | None = None, weights_only: bool | None = None
@@ -128,34 +49,14 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return read_checkpoint(path, map_location if map_location is not None else "cpu")
 
 
-def rng_state() -> dict[str, Any]:
-    """The Python, NumPy and torch (CPU and CUDA) generator states, as plain data."""
-    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)  # noqa: NPY002
-    assert isinstance(keys, np.ndarray)
-    state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng_state(state: dict[str, Any]) -> None:
-    """Restore the states saved by :func:`rng_state`."""
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))  # noqa: NPY002
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        with contextlib.suppress(RuntimeError):  # fewer GPUs than when saved
-            torch.cuda.set_rng_state_all(state["cuda"])
-
-
 class RunCheckpoint(pl.Callback):
     """Writes ``last.ckpt`` and ``best.ckpt`` into the run folder.
+
+    Lightning's ``ModelCheckpoint`` is not used: in one validation it writes the best file
+    before ``last.ckpt`` (a kill between the two leaves a best model of a run that cannot be
+    resumed from that step), it cannot make the best file a copy of the last one when the
+    monitored metric was never computed, and it serialises the checkpoint once per file. Here
+    ``best.ckpt`` is always a byte copy of a ``last.ckpt`` written just before it.
 
     ``last.ckpt`` is written every ``every_n_steps`` optimiser steps (right after the step), at
     the end of each epoch and at the last step. ``best.ckpt`` is written when ``monitor``
@@ -226,11 +127,14 @@ class RunCheckpoint(pl.Callback):
             atomic_copy(self.last_path, self.best_path)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Save ``best.ckpt`` when the monitored validation metric improved."""
+        """When the monitored metric improved: ``last.ckpt`` (with the new best), then best."""
         if trainer.sanity_checking or self.monitor.startswith("train/"):
             return
         if self._improved(trainer):
-            trainer.save_checkpoint(self.best_path, weights_only=False)
+            self._save_last(trainer)
+            if trainer.is_global_zero:
+                atomic_copy(self.last_path, self.best_path)
+            trainer.strategy.barrier("sdrl-best-checkpoint")
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Make sure both files exist at the end of training."""

@@ -1,4 +1,4 @@
-"""Deterministic, resumable data loading for pretraining.
+"""Deterministic, resumable data loading, shared by every task.
 
 Everything random about the data is a function of the run seed and a position, never of the
 history of a process, so a run resumed from a checkpoint sees exactly the data an uninterrupted
@@ -18,35 +18,29 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from sdrl.data.datasets import PretrainPairDataset
+from sdrl.data.datasets import ChangeDataset, PretrainPairDataset
+from sdrl.data.io import read_info
 from sdrl.data.samples import collate
-from sdrl.errors import DataError
+from sdrl.errors import ConfigError, DataError
+from sdrl.tasks.seeding import mix_seed
 
 __all__ = [
     "EpochSampler",
     "Keyed",
-    "PretrainDataModule",
     "ResumableLoader",
     "ShardSampler",
     "SplitDataModule",
-    "mix_seed",
+    "check_tile_size",
 ]
 
 log = logging.getLogger(__name__)
 
 Key = tuple[int, int]
 """What the samplers yield: ``(tile index, epoch)``."""
-
-
-def mix_seed(*values: int) -> int:
-    """A 63-bit seed from integers, well mixed (NumPy's ``SeedSequence``)."""
-    entropy = [int(v) % (1 << 64) for v in values]
-    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0] >> np.uint64(1))
 
 
 class Keyed(Dataset[dict[str, Any]]):
@@ -256,66 +250,29 @@ class SplitDataModule(pl.LightningDataModule):
         )
 
 
-class PretrainDataModule(SplitDataModule):
-    """Training, probe and validation loaders over a pretraining dataset folder.
-
-    Args:
-        root: The dataset folder.
-        batch_size: Samples per batch and process.
-        seed: Run seed.
-        num_workers: Loader processes per training process.
-        crop_size: Random crop of larger tiles, or ``None``.
-        train_split: Split list for training.
-        val_split: Split list for validation, or ``None``.
-        probe_tiles: Training tiles whose regions fit the validation probe; 0 for no probe.
-
-    Attributes:
-        val_roles: What each validation loader is for, in order: ``"probe_fit"`` (training
-            tiles for the probe) and ``"val"`` (the validation split).
+def check_tile_size(
+    dataset: PretrainPairDataset | ChangeDataset, crop_size: int | None
+) -> tuple[int, int]:
+    """The ``(H, W)`` the model will see, checked to be multiples of 32.
 
     Raises:
-        DataError: A split is missing or has fewer tiles than one batch per process.
+        ConfigError: The tiles (or crops) are not multiples of 32, or crops exceed the tiles.
     """
-
-    def __init__(
-        self,
-        root: str,
-        batch_size: int,
-        seed: int,
-        num_workers: int = 0,
-        crop_size: int | None = None,
-        train_split: str = "train",
-        val_split: str | None = "val",
-        probe_tiles: int = 256,
-    ) -> None:
-        train_set = PretrainPairDataset(root, split=train_split, crop_size=crop_size)
-        val_set = None
-        splits = train_set.folder.splits()
-        if val_split is not None and val_split not in splits:
-            log.warning(
-                "%s has no split %r (splits: %s): validation is off, best.ckpt follows the "
-                "training loss; pass --val-split NAME, or --val-split none to silence this",
-                root,
-                val_split,
-                ", ".join(splits),
+    first = str(dataset.ids[0])
+    info = read_info(dataset.folder.path("A", first))
+    height, width = info.height, info.width
+    if crop_size is not None:
+        if crop_size > min(height, width):
+            raise ConfigError(
+                f"--crop-size {crop_size} is larger than the tiles ({height}x{width} px, "
+                f"e.g. A/{first}); use at most {min(height, width) // 32 * 32}"
             )
-        elif val_split is not None:
-            val_set = PretrainPairDataset(root, split=val_split, crop_size=crop_size)
-        super().__init__(train_set, val_set, batch_size, seed, num_workers)
-        self.root = root
-        self.probe_tiles = min(probe_tiles, len(self.train_set)) if self.val_set else 0
-        self.val_roles = ["probe_fit", "val"] if self.probe_tiles else ["val"]
-        if self.val_set is None:
-            self.val_roles = []
-
-    def val_dataloader(self) -> list[DataLoader]:
-        """The probe-fit loader (training tiles, fixed) and the validation loader."""
-        if self.val_set is None:
-            return []
-        rank, world = self._rank_world()
-        loaders = []
-        if self.probe_tiles:
-            picks = np.linspace(0, len(self.train_set) - 1, self.probe_tiles).round()
-            fit = ShardSampler(sorted(set(picks.astype(int).tolist())), rank, world)
-            loaders.append(self._eval_loader(self.train_set, fit))
-        return [*loaders, *super().val_dataloader()]
+        return crop_size, crop_size
+    if height % 32 or width % 32:
+        size = max(min(height, width) // 32 * 32, 32)
+        raise ConfigError(
+            f"{dataset.folder.path('A', first)}: the backbones need tiles whose sides are "
+            f"multiples of 32, found {height}x{width} px; pass --crop-size {size} to train on "
+            f"random {size}x{size} crops"
+        )
+    return height, width

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from sdrl.data.augment import BitemporalAugment
 
-__all__ = ["ViewMaker", "Views", "build_augment"]
+__all__ = ["ViewMaker", "Views"]
 
 
 @dataclass
@@ -36,22 +36,6 @@ class Views:
     view2: Tensor
     mask1: Tensor
     mask2: Tensor
-
-
-def build_augment(kind: Literal["full", "geometric", "none"], bands: int) -> BitemporalAugment:
-    """The augmentation of each view.
-
-    Args:
-        kind: ``full`` (geometry and photometry), ``geometric`` (no photometric change) or
-            ``none``.
-        bands: Image bands; 3-band images also get hue and saturation jitter.
-
-    Returns:
-        The augmentation module (no parameters; draws from the global torch generator).
-    """
-    if kind == "none":
-        return BitemporalAugment.identity()
-    return BitemporalAugment(photometric=kind == "full", rgb_color_jitter=bands == 3)
 
 
 class ViewMaker(nn.Module):

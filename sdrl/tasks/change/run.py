@@ -2,13 +2,12 @@
 
 The library function behind ``sdrl finetune``::
 
-    from sdrl.train.finetune import finetune
-    from sdrl.train.finetune_config import FinetuneConfig
+    from sdrl import FinetuneConfig, finetune
     result = finetune(FinetuneConfig(data="data/levir", out="runs/cd", init="runs/pre/best.ckpt",
                                      label_fraction=0.1, max_steps=2000))
     print(result.best_checkpoint, result.metrics["val/f1"])
 
-It shares the pretraining harness (:mod:`sdrl.train.run`): run-folder rules, deterministic
+It runs on the task harness (:mod:`sdrl.tasks.harness`): run-folder rules, deterministic
 resumable loaders, atomic ``last.ckpt``/``best.ckpt`` (here best validation F1), CSV / W&B
 logs and exact resume. The run folder also receives ``train_subset.json``: the label
 fraction, its seed, and the ids of the training tiles used.
@@ -19,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import time
 from pathlib import Path
 from typing import Any
 
@@ -27,25 +25,24 @@ import numpy as np
 import torch
 from pytorch_lightning.callbacks import EarlyStopping
 
+from sdrl.checkpoint import CheckpointHeader, read_header
+from sdrl.data.augment import build_augment
 from sdrl.data.datasets import ChangeDataset
 from sdrl.data.samples import IGNORE_INDEX
+from sdrl.data.staging import write_json_atomic
 from sdrl.errors import ConfigError, DataError
 from sdrl.models.change import ChangeModel
-from sdrl.models.init import build_change_model, init_encoder
+from sdrl.models.init import build_change_model, init_encoder, tile_multiple
 from sdrl.models.weight_files import META_FILE
-from sdrl.train.change_checkpoint import tile_multiple
-from sdrl.train.change_loss import ChangeLoss, auto_change_weight, count_change_pixels
-from sdrl.train.checkpoint import RunCheckpoint, read_checkpoint, write_json_atomic
-from sdrl.train.checks import check_tile_size
-from sdrl.train.datamodule import SplitDataModule, mix_seed
-from sdrl.train.finetune_config import FinetuneConfig
-from sdrl.train.finetune_module import FinetuneModule
-from sdrl.train.loggers import Throughput, is_global_zero
-from sdrl.train.optim import OptimSettings
-from sdrl.train.pretrain_module import reseed
-from sdrl.train.run import RunResult, build_trainer, data_block, fit_run, parse_devices
-from sdrl.train.run_dir import prepare_run_dir
-from sdrl.train.views import build_augment
+from sdrl.tasks.change.config import FinetuneConfig
+from sdrl.tasks.change.loss import ChangeLoss, auto_change_weight, count_change_pixels
+from sdrl.tasks.change.module import FinetuneModule
+from sdrl.tasks.harness import RunResult, dataset_header, fit_task, parse_devices
+from sdrl.tasks.loading import SplitDataModule, check_tile_size
+from sdrl.tasks.loggers import is_global_zero
+from sdrl.tasks.optim import OptimSettings
+from sdrl.tasks.run_dir import prepare_run_dir
+from sdrl.tasks.seeding import mix_seed, reseed
 
 __all__ = ["SUBSET_FILE", "choose_tiles", "finetune"]
 
@@ -80,8 +77,7 @@ def _source_backbone(init: str) -> str | None:
         if path.is_dir() and (path / META_FILE).is_file():
             return json.loads((path / META_FILE).read_text()).get("architecture")
         if path.is_file() and path.suffix == ".ckpt":
-            block = read_checkpoint(path, mmap=True).get("sdrl")
-            return block.get("backbone") if isinstance(block, dict) else None
+            return read_header(path, kinds=("pretrain", "change")).backbone
     except (OSError, ValueError, DataError):
         return None  # init_encoder reports unreadable files with the full story
     return None
@@ -186,10 +182,8 @@ def finetune(config: FinetuneConfig) -> RunResult:
         DataError: The dataset or ``--init`` does not fit, or too few training tiles.
         TrainingError: Non-finite input values or a non-finite loss during training.
     """
-    start = time.perf_counter()
-    zero = is_global_zero()
     config = _resolve(config)
-    resume_step = prepare_run_dir(config)
+    start = prepare_run_dir(config)
     reseed(config.seed)
     train, val, total = _datasets(config)
     options = _model_options(config)
@@ -199,21 +193,20 @@ def finetune(config: FinetuneConfig) -> RunResult:
         weight = auto_change_weight(*count_change_pixels(train))
         log.info("change weight %.3g (auto, from the training labels)", weight)
     criterion = ChangeLoss(config.loss, 1.0 if weight == "none" else float(weight))
-    meta = _meta(config, train, total, model, options, criterion.change_weight)
+    header = _header(config, train, total, model, options, criterion.change_weight)
     module = FinetuneModule(
         model,
         criterion,
         build_augment(config.augment, train.num_bands),
         OptimSettings.from_config(config),
+        header,
         seed=config.seed,
         freeze_encoder_epochs=config.freeze_encoder_epochs,
-        threshold=meta["threshold"],
-        meta=meta,
+        threshold=float(header.extra["threshold"]),
     )
     data = SplitDataModule(train, val, config.batch_size, config.seed, config.workers)
     monitor, mode = ("val/f1", "max") if val is not None else ("train/loss_epoch", "min")
-    checkpoints = RunCheckpoint(config.run_dir, config.checkpoint_every, monitor, mode)
-    callbacks: list[Any] = [checkpoints, Throughput(config.batch_size)]
+    callbacks: list[Any] = []
     if config.early_stopping_patience and val is not None:
         callbacks.append(
             EarlyStopping(
@@ -223,8 +216,7 @@ def finetune(config: FinetuneConfig) -> RunResult:
                 check_on_train_epoch_end=False,
             )
         )
-    trainer = build_trainer(config, callbacks, val is not None, _strategy(config, model))
-    if zero:
+    if is_global_zero():
         subset = {
             "label_fraction": config.label_fraction,
             "label_seed": config.resolved_label_seed,
@@ -235,36 +227,47 @@ def finetune(config: FinetuneConfig) -> RunResult:
         }
         write_json_atomic(config.run_dir / SUBSET_FILE, subset)
         log.info("training on %d of %d tiles of %r", len(train), total, config.train_split)
-    return fit_run(config, trainer, module, data, checkpoints, resume_step, start)
+    return fit_task(
+        config,
+        module,
+        data,
+        start,
+        monitor,
+        mode,
+        validate=val is not None,
+        callbacks=callbacks,
+        strategy=_strategy(config, model),
+    )
 
 
-def _meta(
+def _header(
     config: FinetuneConfig,
     dataset: ChangeDataset,
     total: int,
     model: ChangeModel,
     options: dict[str, Any],
     change_weight: float,
-) -> dict[str, Any]:
-    """The ``sdrl`` block of every checkpoint (schema in :mod:`sdrl.train.change_checkpoint`)."""
+) -> CheckpointHeader:
+    """The checkpoint header of a finetuning run (its fields in :mod:`sdrl.predict.model`)."""
     meta = dataset.meta
-    return {
-        "kind": "change",
-        "model": config.model,
-        "model_options": options,
-        **data_block(config, dataset),
-        "label_values": dict(meta.label_values) if meta.label_values is not None else None,
-        "ignore_index": meta.ignore_index,
-        "ignore": IGNORE_INDEX,
-        "output": "softmax" if config.out_channels == 2 else "sigmoid",
-        "threshold": 0.5,
-        "tile_multiple": tile_multiple(model),
-        "loss": config.loss,
-        "change_weight": change_weight,
-        "init": config.init,
-        "label_fraction": config.label_fraction,
-        "label_seed": config.resolved_label_seed,
-        "train_tiles": len(dataset),
-        "train_tiles_total": total,
-        "crop_size": config.crop_size,
-    }
+    return dataset_header(
+        "change",
+        config,
+        dataset,
+        model=config.model,
+        model_options=options,
+        tile_multiple=tile_multiple(model),
+        label_values=dict(meta.label_values) if meta.label_values is not None else None,
+        ignore_index=meta.ignore_index,
+        ignore=IGNORE_INDEX,
+        output="softmax" if config.out_channels == 2 else "sigmoid",
+        threshold=0.5,
+        loss=config.loss,
+        change_weight=change_weight,
+        init=config.init,
+        label_fraction=config.label_fraction,
+        label_seed=config.resolved_label_seed,
+        train_tiles=len(dataset),
+        train_tiles_total=total,
+        crop_size=config.crop_size,
+    )

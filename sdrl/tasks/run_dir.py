@@ -1,7 +1,9 @@
 """The rules of a run folder: start afresh, refuse to overwrite, or resume the same run.
 
-``--resume`` needs ``RUN/last.ckpt``; a folder that already holds a run is only reused with
-``--resume`` (continue) or ``--overwrite`` (start again; the checkpoints are removed). On
+``--resume`` continues from ``RUN/last.ckpt``, and starts the run (saying so) when there is
+none yet, so that a cluster job that is requeued can run the same command every time; a
+folder that already holds a run is only reused with ``--resume`` (continue) or
+``--overwrite`` (start again; the checkpoints are removed). On
 resume, the settings are compared with ``RUN/config.yaml``: a change of a setting that shapes
 the network (the config's ``RESUME_MUST_MATCH``: method or model, backbone...) is an error, other
 differences are a warning (the continuation is exact only with equal settings), and a
@@ -13,16 +15,18 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
+from sdrl.checkpoint import COMMANDS, HEADER_KEY, read_checkpoint
 from sdrl.errors import ConfigError, DataError
-from sdrl.train.checkpoint import read_checkpoint
-from sdrl.train.config import TrainConfig
-from sdrl.train.loggers import is_global_zero
+from sdrl.tasks.config import TrainConfig
+from sdrl.tasks.loggers import is_global_zero
 
-__all__ = ["checkpoint_kind", "prepare_run_dir"]
+__all__ = ["RunStart", "checkpoint_kind", "prepare_run_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +37,17 @@ _HARMLESS = {
 """Settings that do not change the trained weights: not compared on resume."""
 
 
-_COMMANDS = {"pretrain": "sdrl pretrain", "change": "sdrl finetune"}
+@dataclass(frozen=True)
+class RunStart:
+    """How a run starts.
+
+    Attributes:
+        resume_step: Global step of the ``last.ckpt`` resumed from; ``None`` for a fresh start.
+        time: ``time.perf_counter()`` when the run was asked for.
+    """
+
+    resume_step: int | None = None
+    time: float = field(default_factory=time.perf_counter)
 
 
 def checkpoint_kind(block: dict) -> str | None:
@@ -51,31 +65,32 @@ def checkpoint_kind(block: dict) -> str | None:
 def _checkpoint_step(path: Path, expected_kind: str) -> int:
     """The global step stored in a checkpoint (memory-mapped: tensors are not read)."""
     checkpoint = read_checkpoint(path, mmap=True)
-    block = checkpoint.get("sdrl")
+    block = checkpoint.get(HEADER_KEY)
     kind = checkpoint_kind(block) if isinstance(block, dict) else None
     if expected_kind and kind is not None and kind != expected_kind:
         raise ConfigError(
             f"{path}: --resume expected a {expected_kind} run, found the last.ckpt of a {kind} "
-            f"run; resume it with `{_COMMANDS.get(kind, kind)} --resume`, or choose another --out"
+            f"run; resume it with `{COMMANDS.get(kind, kind)} --resume`, or choose another --out"
         )
     return int(checkpoint.get("global_step", 0))
 
 
-def prepare_run_dir(config: TrainConfig) -> int | None:
-    """Check ``out`` against ``--resume``/``--overwrite``; the step resumed from, if any.
+def prepare_run_dir(config: TrainConfig) -> RunStart:
+    """Check ``out`` against ``--resume``/``--overwrite``; say whether and where the run resumes.
 
     Global rank 0 then creates the folder (a clear error when it cannot).
     """
+    started = time.perf_counter()
     run_dir, last = config.run_dir, config.run_dir / "last.ckpt"
     step = None
-    if config.resume:
-        if not last.is_file():
-            raise ConfigError(
-                f"{last}: --resume continues a run from its last.ckpt, found none; "
-                f"start the run without --resume"
-            )
+    if config.resume and last.is_file():
         step = _checkpoint_step(last, config.RUN_KIND)  # the kind first: the clearer error
         _compare_saved_config(config)
+        log.info("resuming %s from step %d", last, step)
+    elif config.resume:
+        if is_global_zero():
+            log.info("%s: no checkpoint yet, starting the run (--resume)", last)
+            (run_dir / "best.ckpt").unlink(missing_ok=True)  # of a start killed before last
     elif last.exists() or (run_dir / "best.ckpt").exists():
         if not config.overwrite:
             raise ConfigError(
@@ -92,7 +107,7 @@ def prepare_run_dir(config: TrainConfig) -> int | None:
             raise DataError(run_dir, "a run folder that can be created", f"'{error}'") from None
         if not os.access(run_dir, os.W_OK | os.X_OK):
             raise DataError(run_dir, "a writable run folder", "no write permission")
-    return step
+    return RunStart(step, started)
 
 
 def _compare_saved_config(config: TrainConfig) -> None:
