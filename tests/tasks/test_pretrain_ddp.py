@@ -15,7 +15,7 @@ from sdrl.data.synth import generate_dataset
 from sdrl.checkpoint import read_checkpoint
 from tests.runs import pretrain_argv
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ from sdrl.data.prep.splits import blocked_split
 from sdrl.data.prep.whu import prepare_whu
 from sdrl.data.tiling import Tile
 
-from .conftest import CRS_UTM33, realdata
+from tests.conftest import CRS_UTM33, realdata
 
 # ------------------------------------------------------------------ generators
 

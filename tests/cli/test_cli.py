@@ -11,7 +11,7 @@ import pytest
 from sdrl.cli import build_parser, main
 from sdrl.cli.config import apply_config, resolved_config
 from sdrl.errors import ConfigError
-from tests.test_datasets import make_change_folder
+from tests.data.test_datasets import make_change_folder
 
 
 def test_every_command_has_help(capsys):

@@ -109,7 +109,7 @@ def test_resume_after_sigkill_ends_with_the_same_weights(data, reference, tmp_pa
         stderr=subprocess.DEVNULL,
         env={
             **os.environ,
-            "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+            "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
             "OMP_NUM_THREADS": "1",
         },
     )
