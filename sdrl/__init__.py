@@ -62,7 +62,21 @@ _HOMES = {
     "read_header": ("sdrl.checkpoint", "read_header"),
 }
 
-__all__ = sorted(_HOMES)
+__all__ = [
+    "ChangeDataset",
+    "CheckpointHeader",
+    "FinetuneConfig",
+    "PretrainConfig",
+    "PretrainPairDataset",
+    "RunResult",
+    "evaluate",
+    "finetune",
+    "generate_dataset",
+    "load_change_model",
+    "predict",
+    "pretrain",
+    "read_header",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -61,7 +61,11 @@ STATE_KEY = "sdrl_state"
 COMMANDS = {"pretrain": "sdrl pretrain", "change": "sdrl finetune", "crop": "sdrl crop train"}
 """The command that writes each kind, for messages."""
 
-KIND_NAMES = {"pretrain": "pretraining", "change": "change-detection", "crop": "crop-classification"}
+KIND_NAMES = {
+    "pretrain": "pretraining",
+    "change": "change-detection",
+    "crop": "crop-classification",
+}
 """Each kind in words, for messages."""
 
 

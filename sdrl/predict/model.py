@@ -93,7 +93,10 @@ def load_change_model(path: str | Path, map_location: Any = "cpu") -> LoadedChan
         raise DataError(path, "a change-model description (model name)", "none in its header")
     try:
         model = build_change_model(
-            header.model, int(header.in_channels), header.backbone, **header.model_options
+            header.model,  # type: ignore[arg-type]  # checked by build_change_model
+            int(header.in_channels),
+            header.backbone,
+            **header.model_options,
         )
     except (KeyError, TypeError, ValueError) as error:
         raise DataError(path, "a valid change-model description", f"'{error}'") from None

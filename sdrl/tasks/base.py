@@ -183,6 +183,18 @@ class BaseTask(pl.LightningModule):
         self.check_finite(batch, "validation")
         self._shared_step(batch, batch_idx, "val", dataloader_idx)
 
+    def on_validation_epoch_end(self) -> None:
+        """Log the validation at ``global_step`` (the updates its weights had).
+
+        Lightning logs epoch-level validation metrics at the index of the last training batch,
+        one less than the step the console reports; a logged ``step`` sets it instead, so
+        ``metrics.csv`` and the console name the same step. (Training rows keep Lightning's
+        0-based index: row ``k`` is the loss of the weights after ``k`` updates, as is a
+        validation row at step ``k``.)
+        """
+        self.log("step", float(self.global_step))
+        self.log("epoch", float(self.current_epoch))
+
     def configure_optimizers(self) -> Any:
         """Optimiser over the trainable parameters, per-step warm-up + decay schedule."""
         self.total_steps = max(int(self.trainer.estimated_stepping_batches), 1)

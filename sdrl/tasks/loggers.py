@@ -54,13 +54,26 @@ def prepare_metrics_file(run_dir: Path, resume_step: int | None) -> None:
     with open(path, newline="") as file:
         reader = csv.DictReader(file)
         fields = list(reader.fieldnames or [])
-        rows = [r for r in reader if not r.get("step") or int(float(r["step"])) < resume_step]
+        rows = [r for r in reader if _before(r, resume_step)]
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
     os.replace(tmp, path)
+
+
+def _before(row: dict[str, str], resume_step: int) -> bool:
+    """Whether a metrics row was logged before the checkpoint of ``resume_step`` was saved.
+
+    Training rows carry the 0-based index of their step (kept below ``resume_step``),
+    validation rows the step of the weights they validated (kept up to ``resume_step``).
+    """
+    if not row.get("step"):
+        return True
+    step = int(float(row["step"]))
+    validation = any(v for k, v in row.items() if k.startswith("val/"))
+    return step <= resume_step if validation else step < resume_step
 
 
 class _AppendingWriter(ExperimentWriter):

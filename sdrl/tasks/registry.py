@@ -46,7 +46,7 @@ class TaskSpec:
     def run_function(self) -> Callable[[Any], Any]:
         """Import and return the run function."""
         module, name = self.run.split(":")
-        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+        return getattr(importlib.import_module(module), name)
 
 
 def task_specs() -> list[TaskSpec]:

@@ -17,7 +17,6 @@ from sdrl.data.prep.oscd import S2_BANDS
 from sdrl.data.prep.splits import blocked_split
 from sdrl.data.prep.whu import prepare_whu
 from sdrl.data.tiling import Tile
-
 from tests.conftest import CRS_UTM33, realdata
 
 # ------------------------------------------------------------------ generators

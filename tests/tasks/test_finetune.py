@@ -14,18 +14,18 @@ import torch
 import torch.nn.functional as F
 import yaml
 
+from sdrl.checkpoint import read_checkpoint
 from sdrl.cli import build_parser, main
 from sdrl.cli.config import apply_config
 from sdrl.cli.options import config_from_args
 from sdrl.data.datasets import ChangeDataset
 from sdrl.data.samples import IGNORE_INDEX
 from sdrl.data.synth import generate_dataset
-from sdrl.checkpoint import read_checkpoint
 from sdrl.predict.model import load_change_model
-from sdrl.tasks.change.loss import ChangeLoss, auto_change_weight, count_change_pixels
-from sdrl.tasks.checkpoints import RunCheckpoint
-from sdrl.tasks.change.run import _build_model, _model_options, _resolve, choose_tiles
 from sdrl.tasks.change.config import FinetuneConfig
+from sdrl.tasks.change.loss import ChangeLoss, auto_change_weight, count_change_pixels
+from sdrl.tasks.change.run import _build_model, _model_options, _resolve, choose_tiles
+from sdrl.tasks.checkpoints import RunCheckpoint
 from sdrl.tasks.seeding import reseed
 from tests.runs import finetune_argv, synth_data, tiny_pretrain
 

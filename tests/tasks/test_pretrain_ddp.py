@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sdrl.data.synth import generate_dataset
 from sdrl.checkpoint import read_checkpoint
+from sdrl.data.synth import generate_dataset
 from tests.runs import pretrain_argv
 
 ROOT = Path(__file__).resolve().parents[2]

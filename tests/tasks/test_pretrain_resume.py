@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from sdrl.checkpoint import read_checkpoint
 from sdrl.cli import main
 from sdrl.errors import DataError
-from sdrl.checkpoint import read_checkpoint
 from sdrl.tasks.checkpoints import AtomicCheckpointIO, RunCheckpoint
 from tests.runs import pretrain_argv, synth_data
 

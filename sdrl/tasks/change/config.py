@@ -65,8 +65,7 @@ class FinetuneConfig(TrainConfig):
 
     backbone: str | None = option(
         None,
-        f"siamese encoder: {', '.join(BACKBONE_NAMES)}; default: the one of --init, else "
-        "resnet18",
+        f"siamese encoder: {', '.join(BACKBONE_NAMES)}; default: the one of --init, else resnet18",
         group="model",
         metavar="NAME",
     )

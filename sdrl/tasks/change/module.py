@@ -118,6 +118,7 @@ class FinetuneModule(BaseTask):
 
     def on_validation_epoch_end(self) -> None:
         """Log ``val/<name>`` for each name of :data:`VAL_METRICS` (one value for all ranks)."""
+        super().on_validation_epoch_end()
         values = self.val_metrics.all_reduce().compute()
         for name in VAL_METRICS:
             self.log(f"val/{name}", float(values[name]), prog_bar=name == "f1", sync_dist=True)

@@ -25,9 +25,7 @@ ProbeKind = Literal["knn", "logreg", "none"]
 
 METHOD_OPTIONS: dict[str, OptionSpec] = {
     "temperature": OptionSpec("InfoNCE / NT-Xent temperature", float),
-    "decouple": OptionSpec(
-        "decoupling variant (sdrl)", str, ("cos", "hinge", "orthogonal")
-    ),
+    "decouple": OptionSpec("decoupling variant (sdrl)", str, ("cos", "hinge", "orthogonal")),
     "decouple_weight": OptionSpec("weight λ of the decoupling term (sdrl)", float),
     "margin": OptionSpec("hinge margin of the decoupling term (sdrl)", float),
     "swap_weight": OptionSpec(
@@ -39,9 +37,7 @@ METHOD_OPTIONS: dict[str, OptionSpec] = {
     "anchors": OptionSpec("cross-view anchors (sdrl)", str, ("all", "foreground")),
     "level": OptionSpec("pooled feature level: FPN P2 or C5 (sdrl)", str, ("p2", "c5")),
     "form": OptionSpec("loss form (sdrl)", str, ("contrastive", "predictor")),
-    "target": OptionSpec(
-        "target of the predictor form (sdrl)", str, ("momentum", "stopgrad")
-    ),
+    "target": OptionSpec("target of the predictor form (sdrl)", str, ("momentum", "stopgrad")),
     "rule": OptionSpec(
         "region pooling rule (sdrl, detcon)", str, ("soft", "majority", "min_fraction")
     ),

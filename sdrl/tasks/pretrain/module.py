@@ -145,6 +145,7 @@ class PretrainModule(BaseTask):
 
     def on_validation_epoch_end(self) -> None:
         """Score the probe: ``val/probe_acc``."""
+        super().on_validation_epoch_end()
         if self.probe is None:
             return
         score = self.probe.score()

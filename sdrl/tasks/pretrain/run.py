@@ -63,9 +63,7 @@ def _build_method(config: PretrainConfig, dataset: PretrainPairDataset) -> Pretr
 def _header(config: PretrainConfig, dataset: PretrainPairDataset) -> CheckpointHeader:
     """The checkpoint header of a pretraining run (kind ``pretrain``)."""
     options = {k: list(v) if isinstance(v, tuple) else v for k, v in config.method_options.items()}
-    return dataset_header(
-        "pretrain", config, dataset, method=config.method, method_options=options
-    )
+    return dataset_header("pretrain", config, dataset, method=config.method, method_options=options)
 
 
 def pretrain(config: PretrainConfig) -> RunResult:
@@ -107,7 +105,9 @@ def pretrain(config: PretrainConfig) -> RunResult:
     views = ViewMaker(
         build_augment(config.augment, dataset.num_bands), config.views, dataset.bitemporal
     )
-    probe = RegionProbe(config.probe) if probe_on and data.val_set is not None else None
+    probe = None
+    if config.probe != "none" and data.val_set is not None:
+        probe = RegionProbe(config.probe)
     module = PretrainModule(
         method,
         views,
