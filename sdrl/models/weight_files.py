@@ -14,6 +14,7 @@ Accepted sources (:func:`read_weights`):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Mapping
@@ -25,6 +26,7 @@ import torch
 from safetensors.torch import load_file
 from torch import Tensor
 
+from sdrl.checkpoint import HEADER_KEY, CheckpointHeader
 from sdrl.errors import DataError
 
 __all__ = ["META_FILE", "WEIGHTS_FILE", "WeightsFile", "read_weights"]
@@ -39,11 +41,12 @@ _NESTED = ("state_dict", "model", "model_state_dict")
 
 @dataclass(frozen=True)
 class WeightsFile:
-    """The tensors of a weights file and, for an export, its ``meta.json``."""
+    """The tensors of a weights file; an export's ``meta.json``; an sdrl checkpoint's header."""
 
     path: Path
     state_dict: dict[str, Tensor]
     meta: dict[str, Any] | None = None
+    header: CheckpointHeader | None = None
 
 
 def read_weights(path: str | Path) -> WeightsFile:
@@ -75,7 +78,8 @@ def read_weights(path: str | Path) -> WeightsFile:
     if path.suffix == ".safetensors":
         meta = _read_meta(path.with_name(META_FILE)) if path.name == WEIGHTS_FILE else None
         return WeightsFile(path, _read_safetensors(path), meta)
-    return WeightsFile(path, _read_torch(path))
+    tensors, header = _read_torch(path)
+    return WeightsFile(path, tensors, header=header)
 
 
 def _read_safetensors(path: Path) -> dict[str, Tensor]:
@@ -97,7 +101,7 @@ def _read_meta(path: Path) -> dict[str, Any] | None:
     return meta
 
 
-def _read_torch(path: Path) -> dict[str, Tensor]:
+def _read_torch(path: Path) -> tuple[dict[str, Tensor], CheckpointHeader | None]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
@@ -113,6 +117,11 @@ def _read_torch(path: Path) -> dict[str, Tensor]:
             ) from None
         found = f"unreadable content ({type(err).__name__}: {err})"
         raise DataError(path, "a PyTorch weights file or a .safetensors file", found) from None
+    header = None
+    if isinstance(obj, Mapping) and isinstance(obj.get(HEADER_KEY), dict):
+        # A partial header (hand-made files): the keys are then matched by shape alone.
+        with contextlib.suppress(ValueError):
+            header = CheckpointHeader.from_dict(obj[HEADER_KEY])
     if isinstance(obj, Mapping):
         for key in _NESTED:
             inner = obj.get(key)
@@ -125,4 +134,4 @@ def _read_torch(path: Path) -> dict[str, Tensor]:
     if not tensors:
         keys = ", ".join(map(str, list(obj)[:5])) or "none"
         raise DataError(path, _STATE_DICT, f"a mapping without tensors (keys: {keys})")
-    return tensors
+    return tensors, header

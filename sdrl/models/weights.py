@@ -216,6 +216,10 @@ def _adapt_first(
     )
 
 
+_HEADER_PREFIXES = {"pretrain": "method.backbone.", "change": "model.encoder."}
+"""Where the backbone's keys sit in an sdrl checkpoint of each kind."""
+
+
 def load_weights(
     backbone: Backbone,
     path: str | Path,
@@ -239,6 +243,17 @@ def load_weights(
             ``meta.json`` names another ``architecture`` is refused before loading.
     """
     weights = read_weights(path)
+    header = weights.header
+    if header is not None:  # an sdrl checkpoint: its header names the backbone and its keys
+        if header.backbone != backbone.name:
+            raise DataError(
+                weights.path,
+                f"weights for a {backbone.name} backbone",
+                f"a {header.kind} checkpoint of a {header.backbone} backbone",
+                f"Build the backbone with name {header.backbone!r}",
+            )
+        if strip_prefix is None:
+            strip_prefix = _HEADER_PREFIXES.get(header.kind)
     arch = (weights.meta or {}).get("architecture")
     if isinstance(arch, str) and arch != backbone.name:
         raise DataError(

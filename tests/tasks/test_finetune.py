@@ -291,3 +291,11 @@ def test_bad_input_is_reported_without_traceback(data, pretrained, tmp_path, cap
     shutil.copytree(data, nolist)
     (nolist / "list" / "train.txt").write_text("")
     assert "empty" in error(*finetune_argv(nolist, tmp_path / "r4", "--max-steps", "1"))
+
+
+def test_init_reads_the_checkpoint_header(data, pretrained, tmp_path, capsys):
+    # The header names the backbone: another one is refused before any training.
+    argv = finetune_argv(data, tmp_path / "r", "--init", str(pretrained), "--max-steps", "1")
+    assert main([*argv, "--backbone", "swin_tiny_test"]) == 2
+    err = capsys.readouterr().err
+    assert str(pretrained) in err and "a pretrain checkpoint of a resnet_tiny backbone" in err
