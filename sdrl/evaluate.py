@@ -20,7 +20,11 @@ Two protocols, which differ by up to a point of F1 on LEVIR-CD, so the JSON alwa
 Metrics come from one confusion matrix over all pixels of the split
 (:class:`~sdrl.metrics.ChangeMetrics`): pixels labelled ignore and pixels that are nodata in
 A or B are left out of every count. Images are normalised with the checkpoint's mean/std.
-The JSON (written atomically) holds the ⚑ keys and what was evaluated (:func:`evaluate`).
+Tiles go through :func:`~sdrl.predict.inference.tile_probabilities`, the inference step of
+``sdrl predict``, with the same precision policy (``--precision auto``: bf16 autocast on a
+GPU that supports it, float32 on CPU), so the metrics describe the maps ``sdrl predict``
+writes. The JSON (written atomically) holds the ⚑ keys and what was evaluated, the device and
+precision included (:func:`evaluate`).
 """
 
 from __future__ import annotations
@@ -46,12 +50,13 @@ from sdrl.data.staging import write_json_atomic
 from sdrl.errors import ConfigError, DataError
 from sdrl.metrics import ChangeMetrics
 from sdrl.models.init import tile_multiple
+from sdrl.predict.inference import resolve_device, resolve_precision
 from sdrl.predict.model import LoadedChangeModel, check_bands, load_change_model
 from sdrl.predict.plan import TilePlan
 from sdrl.predict.windows import StitchedImage, predict_windows
 from sdrl.viz.change import change_comparison
 
-__all__ = ["PROTOCOLS", "Protocol", "evaluate", "resolve_device"]
+__all__ = ["PROTOCOLS", "Protocol", "evaluate"]
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +65,6 @@ IGNORE_HANDLING = (
     "pixels labelled ignore in label/ and pixels that are nodata in A or B are left out of "
     "every count (tp, fp, fn, tn); 'ignored' counts them"
 )
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"``: the GPU when there is one, else the CPU; otherwise ``torch.device(device)``."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except RuntimeError as error:
-        raise ConfigError(f"--device {device}: {error}") from None
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -175,6 +170,7 @@ def evaluate(
     batch_size: int = 4,
     save_predictions: str | Path | None = None,
     device: str = "auto",
+    precision: str = "auto",
     num_workers: int = 0,
     progress: bool = False,
 ) -> dict[str, Any]:
@@ -197,6 +193,9 @@ def evaluate(
             picture ``<id>_compare.png``: before | after | truth | prediction with true
             positives white, false positives red, false negatives blue, ignored grey.
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``...
+        precision: ``auto`` (bf16 autocast on a GPU that supports it, else 16; 32 on CPU),
+            ``32``, ``bf16`` or ``16``: that of ``sdrl predict``
+            (:mod:`sdrl.predict.inference`).
         num_workers: Data-loader processes reading the images.
         progress: Show a progress bar over images (on a terminal).
 
@@ -204,17 +203,23 @@ def evaluate(
         The contents of ``metrics.json``: the ⚑ keys ``precision``, ``recall``, ``f1``,
         ``iou``, ``oa``, ``kappa``, ``tp``, ``fp``, ``fn``, ``tn``, then ``ignored``,
         ``split``, ``tiles`` (images), ``pixels`` (evaluated), ``protocol``, ``threshold``,
-        ``ignore_handling``, ``ignore_label``, ``checkpoint`` (path, sha256, step, model),
-        ``data``, ``sdrl_version``, ``seconds``.
+        ``ignore_handling``, ``ignore_label``, ``inference`` (``device`` and the
+        ``precision`` the model ran in: ``32``, ``bf16`` or ``16``), ``checkpoint`` (path,
+        sha256, step, model), ``data``, ``sdrl_version``, ``seconds``.
 
     Raises:
         DataError: A pretraining (or foreign) checkpoint, a band count other than the
             checkpoint's, a missing or empty split, an output that cannot be written.
-        ConfigError: Invalid protocol settings.
+        ConfigError: Invalid protocol settings, an unknown device or precision.
     """
     start = time.perf_counter()
     out = Path(out)
     _check_output(out)
+    target = resolve_device(device)
+    try:
+        resolved = resolve_precision(precision, target)
+    except ValueError as error:
+        raise ConfigError(f"--precision: {error}") from None
     loaded = load_change_model(checkpoint)
     multiple = tile_multiple(loaded.model)
     proto = Protocol.build(protocol, tile, overlap, stitch, multiple)
@@ -231,7 +236,8 @@ def evaluate(
     dataset.std = np.asarray(loaded.std, dtype=np.float32)[:, None, None]
     saver = _Saver(Path(save_predictions), dataset, loaded) if save_predictions else None
     options = {
-        "device": device,
+        "device": target,
+        "precision": resolved,
         "num_workers": num_workers,
         "progress": progress,
         "batch_size": batch_size,
@@ -247,6 +253,7 @@ def evaluate(
         threshold=threshold,
         ignore_handling=IGNORE_HANDLING,
         ignore_label=dataset.meta.ignore_index,
+        inference={"device": str(target), "precision": resolved},
         checkpoint={
             "path": str(Path(checkpoint).resolve()),
             "sha256": file_sha256(checkpoint),
@@ -270,7 +277,7 @@ def _run(
     saver: _Saver | None,
 ) -> ChangeMetrics:
     """Predict every image, tile batch by tile batch; count the outcomes."""
-    target = resolve_device(options["device"])
+    target = options["device"]
     model = loaded.model.to(target).eval()
     multiple = tile_multiple(model)
     metrics = ChangeMetrics()
@@ -286,7 +293,7 @@ def _run(
         )
         for sample in loader
     )
-    windows = predict_windows(model, images, options["batch_size"], target)
+    windows = predict_windows(model, images, options["batch_size"], target, options["precision"])
     for sample, prob in tqdm(windows, total=len(dataset), unit="image", disable=not show):
         pred = prob > options["threshold"]
         metrics.update(torch.from_numpy(pred).long(), sample["change"])

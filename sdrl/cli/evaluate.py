@@ -43,6 +43,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "ignore grey)",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1...")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "32", "bf16", "16"),
+        help="model precision, shared by sdrl predict and evaluate (default auto: bf16 autocast "
+        "on a GPU that supports it, else 16; 32 on CPU)",
+    )
     parser.add_argument("--num-workers", type=int, default=0, help="image reader processes")
     parser.add_argument(
         "--progress-bar", action=argparse.BooleanOptionalAction, help="default: on a terminal"
@@ -68,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         save_predictions=args.save_predictions,
         device=args.device,
+        precision=args.precision,
         num_workers=args.num_workers,
         progress=progress and sys.stderr.isatty(),
     )

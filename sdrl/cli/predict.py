@@ -50,6 +50,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=4, help="tiles per pass (default 4)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1...")
     parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "32", "bf16", "16"),
+        help="model precision, shared by sdrl predict and evaluate (default auto: bf16 autocast "
+        "on a GPU that supports it, else 16; 32 on CPU)",
+    )
+    parser.add_argument(
         "--progress-bar", action=argparse.BooleanOptionalAction, help="default: on a terminal"
     )
     parser.set_defaults(func=run)
@@ -74,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         outputs=outputs,
         threshold=args.threshold,
         device=args.device,
+        precision=args.precision,
         progress=progress and sys.stderr.isatty(),
     )
     print(result.summary())

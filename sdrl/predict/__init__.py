@@ -11,11 +11,14 @@ module                    role
 :mod:`.reader`            windowed, normalised reads of both dates on the before grid
 :mod:`.strip`             the strip buffer that stitches tiles and releases finished rows
 :mod:`.writer`            the atomic window-by-window GeoTIFF writer
+:mod:`.inference`         :func:`tile_probabilities`: the model on a tile batch, precision
+:mod:`.windows`           the same tiling and stitching on images held in memory (evaluate)
 :mod:`.engine`            :func:`predict_change`, batching, the model, the progress bar
 ========================  ==============================================================
 """
 
 from sdrl.predict.engine import GDAL_CACHE_MB, PredictResult, predict_change
+from sdrl.predict.inference import PRECISIONS, resolve_device, resolve_precision, tile_probabilities
 from sdrl.predict.plan import AxisPlan, TilePlan
 from sdrl.predict.writer import BAND_NAMES, NODATA, OUTPUTS, ChangeMapWriter
 
@@ -24,9 +27,13 @@ __all__ = [
     "GDAL_CACHE_MB",
     "NODATA",
     "OUTPUTS",
+    "PRECISIONS",
     "AxisPlan",
     "ChangeMapWriter",
     "PredictResult",
     "TilePlan",
     "predict_change",
+    "resolve_device",
+    "resolve_precision",
+    "tile_probabilities",
 ]

@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from sdrl.models.change import change_probability
+from sdrl.predict.inference import resolve_precision, tile_probabilities
 from sdrl.predict.plan import PlannedTile, TilePlan, check_tiling
 from sdrl.predict.reader import PairReader
 from sdrl.predict.strip import StripBuffer
@@ -56,6 +56,8 @@ class PredictResult:
         seconds: Wall time of the whole prediction.
         changed_fraction: Share of valid (not nodata) pixels above the threshold.
         strip_shape: ``(rows, W)`` of the strip buffer: what memory held of the map.
+        precision: What the model ran in: ``32``, ``bf16`` or ``16``
+            (:func:`~sdrl.predict.inference.resolve_precision`).
     """
 
     out: Path
@@ -65,6 +67,7 @@ class PredictResult:
     seconds: float
     changed_fraction: float
     strip_shape: tuple[int, int]
+    precision: str
 
     def summary(self) -> str:
         """One line for the command line."""
@@ -72,18 +75,6 @@ class PredictResult:
             f"wrote {self.out} ({self.height}x{self.width}, {self.tiles} tiles, "
             f"{self.seconds:.1f} s): {100 * self.changed_fraction:.2f}% changed"
         )
-
-
-def _change_probability(logits: torch.Tensor, tile: int) -> torch.Tensor:
-    """``(B, K, T, T)`` logits → ``(B, T, T)`` float32 probability of change."""
-    if not isinstance(logits, torch.Tensor):
-        raise ValueError(f"the model must return a logits tensor, got {type(logits).__name__}")
-    if logits.ndim == 4 and logits.shape[-2:] != (tile, tile):
-        raise ValueError(
-            f"the model returned {tuple(logits.shape[-2:])} logits for {tile}x{tile} tiles: "
-            "change models must predict at full resolution"
-        )
-    return change_probability(logits)
 
 
 def _batches(plan: TilePlan, reader: PairReader, batch_size: int) -> Iterator[Batch]:
@@ -118,6 +109,7 @@ def predict_change(
     outputs: Sequence[str] = OUTPUTS,
     threshold: float = 0.5,
     device: str | torch.device = "cpu",
+    precision: str = "auto",
     progress: bool = True,
 ) -> PredictResult:
     """Predict a change map for two rasters of any size, tile by tile, into a GeoTIFF.
@@ -126,7 +118,8 @@ def predict_change(
     cover ``before``'s grid (see :mod:`sdrl.predict.plan`; rasters smaller than a tile are
     padded by reflection and cropped back); each is normalised per band as the datasets do
     (``(x - mean) / std``, nodata pixels 0), run through ``model(image_a, image_b)`` in
-    batches, turned into a change probability and stitched into the output file. GeoTIFFs
+    batches by :func:`~sdrl.predict.inference.tile_probabilities` (the inference step of
+    ``sdrl evaluate`` too) and stitched into the output file. GeoTIFFs
     (best tiled) read fast at any size; PNG has no random access: keep PNG inputs small.
 
     Args:
@@ -146,7 +139,10 @@ def predict_change(
         align: Reproject ``after`` onto ``before``'s grid (bilinear) when the grids differ.
         outputs: Bands to write: ``"probability"`` and/or ``"binary"``.
         threshold: Probability above which a pixel is change in the binary band.
-        device: Torch device; on CUDA the model runs under autocast (float16).
+        device: Torch device.
+        precision: ``auto`` (``bf16`` autocast on a CUDA GPU that supports it, ``16`` on
+            older GPUs, ``32`` on CPU), ``32``, ``bf16`` or ``16``; see
+            :mod:`sdrl.predict.inference`. Recorded in the GeoTIFF tags.
         progress: Show a progress bar over tiles (only on a terminal).
 
     Returns:
@@ -157,7 +153,7 @@ def predict_change(
             aligned, different band counts, ``mean``/``std`` not matching the band count,
             or an output path that cannot be written (all before any computation).
         ValueError: Invalid ``tile``/``overlap``/``batch_size``/``stitch``/``outputs``/
-            ``threshold``, or a model whose output is not ``(B, 1|2, T, T)``.
+            ``threshold``/``precision``, or a model whose output is not ``(B, 1|2, T, T)``.
     """
     start = time.perf_counter()
     check_tiling(tile, overlap)
@@ -170,6 +166,7 @@ def predict_change(
     out = Path(out)
     check_output_path(out, outputs, inputs=(Path(before), Path(after)))
     device = torch.device(device)
+    resolved = resolve_precision(precision, device)
     was_training = model.training
     with ExitStack() as stack:
         stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20))
@@ -177,7 +174,13 @@ def predict_change(
         info = reader.info
         plan = TilePlan.build(info.height, info.width, tile, overlap)
         strip = StripBuffer(plan, stitch)
-        tags = {"stitch": stitch, "tile": tile, "overlap": overlap, "threshold": threshold}
+        tags = {
+            "stitch": stitch,
+            "tile": tile,
+            "overlap": overlap,
+            "threshold": threshold,
+            "precision": resolved,
+        }
         writer = stack.enter_context(
             ChangeMapWriter(
                 out, info.height, info.width, info.crs, info.transform, outputs, threshold, tags
@@ -196,21 +199,15 @@ def predict_change(
         stack.callback(model.train, was_training)
         c = reader.count
         h, w = plan.rows.span, plan.cols.span
-        autocast = (
-            torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else nullcontext()
-        )
-        with torch.inference_mode():
-            for tiles, data in _prefetch(_batches(plan, reader, batch_size), pool):
-                x = torch.from_numpy(data).to(device, non_blocking=True)
-                with autocast:
-                    logits = model(x[:, :c], x[:, c : 2 * c])
-                prob = _change_probability(logits, tile).cpu().numpy()
-                prob = np.where(data[:, 2 * c] > 0, prob, np.float32(np.nan))
-                for p, tile_prob in zip(tiles, prob, strict=True):
-                    strip.add(p, tile_prob[:h, :w])
-                    for row, col, piece in strip.release():
-                        writer.write(row, col, piece)
-                bar.update(len(tiles))
+        for tiles, data in _prefetch(_batches(plan, reader, batch_size), pool):
+            x = torch.from_numpy(data)
+            prob = tile_probabilities(model, x[:, :c], x[:, c : 2 * c], device, resolved).numpy()
+            prob = np.where(data[:, 2 * c] > 0, prob, np.float32(np.nan))
+            for p, tile_prob in zip(tiles, prob, strict=True):
+                strip.add(p, tile_prob[:h, :w])
+                for row, col, piece in strip.release():
+                    writer.write(row, col, piece)
+            bar.update(len(tiles))
     return PredictResult(
         out=out,
         height=info.height,
@@ -219,4 +216,5 @@ def predict_change(
         seconds=time.perf_counter() - start,
         changed_fraction=writer.changed / writer.valid if writer.valid else 0.0,
         strip_shape=strip.shape,
+        precision=resolved,
     )

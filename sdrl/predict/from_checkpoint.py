@@ -14,9 +14,9 @@ from typing import Literal
 
 from sdrl.data.io import read_info
 from sdrl.errors import ConfigError
-from sdrl.evaluate import resolve_device
 from sdrl.models.init import tile_multiple
 from sdrl.predict.engine import PredictResult, predict_change
+from sdrl.predict.inference import resolve_device
 from sdrl.predict.model import check_bands, load_change_model
 from sdrl.predict.writer import OUTPUTS, check_output_path
 
@@ -37,6 +37,7 @@ def predict_from_checkpoint(
     outputs: Sequence[str] = OUTPUTS,
     threshold: float | None = None,
     device: str = "auto",
+    precision: str = "auto",
     progress: bool = True,
 ) -> PredictResult:
     """Predict a change map with the model of a finetuning checkpoint.
@@ -54,13 +55,16 @@ def predict_from_checkpoint(
         outputs: ``probability`` and/or ``binary``.
         threshold: Binary threshold; the checkpoint's (0.5) when ``None``.
         device: ``auto`` (GPU when available), ``cpu``, ``cuda``...
+        precision: ``auto`` (bf16 autocast on a GPU that supports it, else 16; 32 on CPU),
+            ``32``, ``bf16`` or ``16`` (:mod:`sdrl.predict.inference`).
         progress: Progress bar over tiles (on a terminal).
 
     Raises:
         DataError: Unwritable output, a checkpoint that is not a change model (a pretraining
             checkpoint: "finetune it first"), rasters whose band count differs from the
             model's or from each other, grids that differ without ``align``.
-        ConfigError: A tile that is not a multiple of the model's stride, bad options.
+        ConfigError: A tile that is not a multiple of the model's stride, bad options
+            (an unknown precision, bf16 on a GPU without bfloat16).
     """
     out = Path(out)
     try:
@@ -97,7 +101,8 @@ def predict_from_checkpoint(
             outputs=outputs,
             threshold=loaded.threshold if threshold is None else threshold,
             device=resolve_device(device),
+            precision=precision,
             progress=progress,
         )
-    except ValueError as error:  # the engine's checks of tile/overlap/stitch/threshold
+    except ValueError as error:  # the engine's checks of tile/overlap/stitch/threshold/precision
         raise ConfigError(str(error)) from None

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sdrl.models.change import change_probability
+from sdrl.predict.inference import resolve_device, resolve_precision, tile_probabilities
 from sdrl.predict.plan import PlannedTile, TilePlan
 
 __all__ = ["StitchedImage", "predict_windows"]
@@ -76,8 +76,13 @@ def predict_windows(
     images: Iterable[StitchedImage],
     batch_size: int = 4,
     device: torch.device | str = "cpu",
+    precision: str = "auto",
 ) -> Iterator[tuple[Any, np.ndarray]]:
     """Change probabilities of images, tile batch by tile batch.
+
+    Each batch goes through :func:`~sdrl.predict.inference.tile_probabilities`, the inference
+    step of :func:`~sdrl.predict.engine.predict_change`: the same precision gives the same
+    tile probabilities.
 
     Args:
         model: ``model(image_a (B, C, T, T), image_b (B, C, T, T))`` → ``(B, K, T, T)``
@@ -86,19 +91,25 @@ def predict_windows(
         images: The images, read lazily (one is held per tile batch, plus the unfinished).
         batch_size: Tiles per forward pass ``B``.
         device: Where the tiles go.
+        precision: ``auto``, ``32``, ``bf16`` or ``16`` (:mod:`sdrl.predict.inference`).
 
     Yields:
         ``(key, probability (H, W) float64)`` per image, in input order.
+
+    Raises:
+        ValueError: ``batch_size < 1``, an unknown precision, a model whose output is not
+            ``(B, 1|2, T, T)``.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    target = resolve_device(device)
+    resolved = resolve_precision(precision, target)
     queue: list[tuple[StitchedImage, PlannedTile, np.ndarray]] = []
 
     def flush() -> Iterator[tuple[Any, np.ndarray]]:
-        x = torch.from_numpy(np.stack([q[2] for q in queue])).to(device)
+        x = torch.from_numpy(np.stack([q[2] for q in queue]))
         c = x.shape[1] // 2
-        with torch.inference_mode():
-            prob = change_probability(model(x[:, :c], x[:, c:])).cpu().numpy()
+        prob = tile_probabilities(model, x[:, :c], x[:, c:], target, resolved).numpy()
         for (image, p, _), tile_prob in zip(queue, prob, strict=True):
             if image.add(p, tile_prob):
                 yield image.key, image.prob

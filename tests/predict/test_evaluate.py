@@ -25,11 +25,13 @@ from sdrl.cli import main
 from sdrl.data.datasets import ChangeDataset
 from sdrl.data.io import read_raster, write_raster
 from sdrl.data.synth import generate_dataset
+from sdrl.errors import ConfigError
+from sdrl.evaluate import evaluate as evaluate_fn
 from sdrl.metrics import METRIC_KEYS
 from sdrl.predict import predict_change
+from sdrl.predict.model import load_change_model
 from sdrl.predict.plan import TilePlan
 from sdrl.predict.windows import StitchedImage, predict_windows
-from sdrl.predict.model import load_change_model
 from tests.runs import predict, synth_data, tiny_finetune
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -188,6 +190,30 @@ def test_protocols_are_recorded_and_whole_matches_sdrl_predict(
     assert crops["protocol"]["overlap"] == 0 and crops["pixels"] == 64 * 64
     cut = evaluate(data, checkpoint, tmp_path / "c32.json", "--protocol", "crops", "--tile", "32")
     assert cut["protocol"]["tile"] == 32 and "32x32 crops" in cut["protocol"]["description"]
+
+
+def test_evaluate_and_predict_share_one_precision(data, checkpoint, threshold, tmp_path):
+    """The maps behind evaluate's metrics are predict's maps, also in half precision."""
+    tile_id = ChangeDataset(data, "test").ids[0]
+    before, after = data / "A" / f"{tile_id}.tif", data / "B" / f"{tile_id}.tif"
+    window = ["--tile", "32", "--overlap", "8", "--stitch", "centre", "--threshold", threshold]
+    for precision in ("auto", "bf16"):
+        saved = tmp_path / precision
+        extra = [*window, "--save-predictions", str(saved), "--precision", precision]
+        result = evaluate(data, checkpoint, tmp_path / f"{precision}.json", *extra)
+        used = "32" if precision == "auto" else precision  # auto is float32 on CPU
+        assert result["inference"] == {"device": "cpu", "precision": used}
+        out = tmp_path / f"{precision}.tif"
+        argv = [*window, "--outputs", "binary", "--precision", precision, "--device", "cpu"]
+        assert predict(checkpoint, before, after, out, *argv) == 0
+        with rasterio.open(out) as src:
+            assert src.tags()["precision"] == used
+            theirs = src.read(1)
+        mine = rasterio.open(saved / f"{tile_id}.tif").read(1)
+        assert 0 < mine.mean() < 1 and np.array_equal(mine, theirs)
+    with pytest.raises(ConfigError, match="--precision"):
+        evaluate_fn(data, checkpoint, tmp_path / "x.json", precision="64")
+    assert not (tmp_path / "x.json").exists()
 
 
 def test_windowed_inference_equals_the_raster_engine(data, checkpoint, tmp_path):
