@@ -150,6 +150,11 @@ class Throughput(pl.Callback):
     """Logs ``train/samples_per_s``: samples of all processes per second of wall time.
 
     The time of a step runs from the end of the previous one, so data loading counts.
+    Lightning's ``ThroughputMonitor`` is not used: it reports a rate only once a window of
+    batches (100 by default) is full, so short runs and the first minutes of long ones show
+    none; it logs outside ``self.log`` (no progress-bar entry, no per-epoch value) under
+    ``train|samples_per_sec``-style keys; and its FLOP counts need device tables that CPUs
+    and many accelerators lack. This callback keeps the one number users watch, every step.
 
     Args:
         batch_size: Samples per batch and process.
