@@ -193,6 +193,7 @@ def fit_task(
         validate=validate,
         strategy=strategy,
     )
+    start.remove_replaced()  # --overwrite: only now that everything was built
     if is_global_zero():
         config.save(config.run_dir / "config.yaml")
         prepare_metrics_file(config.run_dir, start.resume_step)

@@ -44,10 +44,20 @@ class RunStart:
     Attributes:
         resume_step: Global step of the ``last.ckpt`` resumed from; ``None`` for a fresh start.
         time: ``time.perf_counter()`` when the run was asked for.
+        replaced: Checkpoints of an earlier run that ``--overwrite`` replaces: removed by the
+            harness only once the new run's data, model and trainer are built, so that a bad
+            setting (a typo in ``--data``) never costs the earlier run.
     """
 
     resume_step: int | None = None
     time: float = field(default_factory=time.perf_counter)
+    replaced: tuple[Path, ...] = ()
+
+    def remove_replaced(self) -> None:
+        """Remove the earlier run's checkpoints (global rank 0)."""
+        if is_global_zero():
+            for path in self.replaced:
+                path.unlink(missing_ok=True)
 
 
 def checkpoint_kind(block: dict) -> str | None:
@@ -83,6 +93,7 @@ def prepare_run_dir(config: TrainConfig) -> RunStart:
     started = time.perf_counter()
     run_dir, last = config.run_dir, config.run_dir / "last.ckpt"
     step = None
+    replaced: tuple[Path, ...] = ()
     if config.resume and last.is_file():
         step = _checkpoint_step(last, config.RUN_KIND)  # the kind first: the clearer error
         _compare_saved_config(config)
@@ -97,9 +108,7 @@ def prepare_run_dir(config: TrainConfig) -> RunStart:
                 f"{run_dir} already holds a run (last.ckpt); pass --resume to continue it, "
                 f"--overwrite to start it again, or choose another --out"
             )
-        if is_global_zero():
-            for name in ("last.ckpt", "best.ckpt"):
-                (run_dir / name).unlink(missing_ok=True)
+        replaced = (last, run_dir / "best.ckpt")
     if is_global_zero():
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -107,7 +116,7 @@ def prepare_run_dir(config: TrainConfig) -> RunStart:
             raise DataError(run_dir, "a run folder that can be created", f"'{error}'") from None
         if not os.access(run_dir, os.W_OK | os.X_OK):
             raise DataError(run_dir, "a writable run folder", "no write permission")
-    return RunStart(step, started)
+    return RunStart(step, started, replaced)
 
 
 def _compare_saved_config(config: TrainConfig) -> None:

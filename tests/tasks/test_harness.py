@@ -85,3 +85,16 @@ def test_python_api_is_listed_by_help():
     for name in ("pretrain", "finetune", "evaluate", "predict", "PretrainConfig", "read_header"):
         assert name in text and hasattr(sdrl, name)
     assert sdrl.pretrain.__doc__ and sdrl.FinetuneConfig.__doc__
+
+
+def test_overwrite_keeps_the_earlier_run_until_the_new_one_is_built(data, tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = pretrain_argv(data, run, *HEADS, "--max-steps", "1", "--val-split", "none")
+    assert main(argv) == 0
+    before = (run / "last.ckpt").read_bytes(), (run / "best.ckpt").read_bytes()
+    bad = [a if a != str(data) else str(tmp_path / "typo") for a in argv]
+    assert main([*bad, "--overwrite"]) == 2
+    assert main([*argv, "--overwrite", "--backbone", "no_such_net"]) == 2
+    assert ((run / "last.ckpt").read_bytes(), (run / "best.ckpt").read_bytes()) == before
+    assert main([*argv, "--overwrite", "--seed", "1"]) == 0
+    assert (run / "last.ckpt").read_bytes() != before[0]
