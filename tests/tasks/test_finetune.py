@@ -24,7 +24,7 @@ from sdrl.data.synth import generate_dataset
 from sdrl.predict.model import load_change_model
 from sdrl.tasks.change.config import FinetuneConfig
 from sdrl.tasks.change.loss import ChangeLoss, auto_change_weight, count_change_pixels
-from sdrl.tasks.change.run import _build_model, _model_options, _resolve, choose_tiles
+from sdrl.tasks.change.run import build_model, choose_tiles, model_options, resolve_config
 from sdrl.tasks.checkpoints import RunCheckpoint
 from sdrl.tasks.seeding import reseed
 from tests.runs import finetune_argv, synth_data, tiny_pretrain
@@ -113,13 +113,13 @@ def test_init_from_a_pretraining_checkpoint_changes_only_the_encoder(data, pretr
         for k, v in pre.items()
         if k.startswith("method.backbone.")
     }
-    config = _resolve(FinetuneConfig(str(data), "unused", init=str(pretrained)))
+    config = resolve_config(FinetuneConfig(str(data), "unused", init=str(pretrained)))
     assert config.backbone == "resnet_tiny"  # taken from the checkpoint
-    options = _model_options(config)
+    options = model_options(config)
     reseed(0)
-    random_model = _build_model(FinetuneConfig(str(data), "x", backbone="resnet_tiny"), 4, options)
+    random_model = build_model(FinetuneConfig(str(data), "x", backbone="resnet_tiny"), 4, options)
     reseed(0)
-    model = _build_model(config, 4, options)
+    model = build_model(config, 4, options)
     changed = 0
     for key, value in model.state_dict().items():
         if key.startswith("encoder."):

@@ -49,7 +49,9 @@ def test_each_registered_task_is_a_command_with_generated_flags(capsys):
         assert "resnet18" in text and not any(name in text for name in TEST_BACKBONES)
 
 
-def test_last_checkpoint_is_written_before_best_and_steps_agree(data, tmp_path, monkeypatch, capsys):
+def test_last_checkpoint_is_written_before_best_and_steps_agree(
+    data, tmp_path, monkeypatch, capsys
+):
     written: list[str] = []
     save_last = RunCheckpoint._save_last
 

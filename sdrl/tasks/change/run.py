@@ -44,7 +44,14 @@ from sdrl.tasks.optim import OptimSettings
 from sdrl.tasks.run_dir import prepare_run_dir
 from sdrl.tasks.seeding import mix_seed, reseed
 
-__all__ = ["SUBSET_FILE", "choose_tiles", "finetune"]
+__all__ = [
+    "SUBSET_FILE",
+    "build_model",
+    "choose_tiles",
+    "finetune",
+    "model_options",
+    "resolve_config",
+]
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +90,7 @@ def _source_backbone(init: str) -> str | None:
     return None
 
 
-def _resolve(config: FinetuneConfig) -> FinetuneConfig:
+def resolve_config(config: FinetuneConfig) -> FinetuneConfig:
     """Fill ``backbone`` (siamese): the flag, else the ``--init`` source's, else resnet18."""
     if config.model != "siamese" or config.backbone is not None:
         return config
@@ -93,7 +100,12 @@ def _resolve(config: FinetuneConfig) -> FinetuneConfig:
     return dataclasses.replace(config, backbone=backbone or "resnet18")
 
 
-def _model_options(config: FinetuneConfig) -> dict[str, Any]:
+def model_options(config: FinetuneConfig) -> dict[str, Any]:
+    """The model's keyword options: ``--model-option`` entries, out channels, fusion and head.
+
+    Raises:
+        ConfigError: ``out_channels`` given (``--loss`` sets it).
+    """
     if "out_channels" in config.model_options:
         raise ConfigError("--model-option out_channels: set by --loss (ce: 2, bce-dice: 1)")
     options = {**config.model_options, "out_channels": config.out_channels}
@@ -103,7 +115,18 @@ def _model_options(config: FinetuneConfig) -> dict[str, Any]:
     return options
 
 
-def _build_model(config: FinetuneConfig, bands: int, options: dict[str, Any]) -> ChangeModel:
+def build_model(config: FinetuneConfig, bands: int, options: dict[str, Any]) -> ChangeModel:
+    """The change model of ``config`` for ``bands`` bands, its encoder from ``config.init``.
+
+    Args:
+        config: The run's settings (after :func:`resolve_config`).
+        bands: Bands ``C`` of each date.
+        options: From :func:`model_options`.
+
+    Raises:
+        ConfigError: An invalid model, backbone or option.
+        DataError: An ``--init`` file that cannot be read or does not fit.
+    """
     try:
         model = build_change_model(config.model, bands, config.backbone, **options)
     except ValueError as error:
@@ -182,12 +205,12 @@ def finetune(config: FinetuneConfig) -> RunResult:
         DataError: The dataset or ``--init`` does not fit, or too few training tiles.
         TrainingError: Non-finite input values or a non-finite loss during training.
     """
-    config = _resolve(config)
+    config = resolve_config(config)
     start = prepare_run_dir(config)
     reseed(config.seed)
     train, val, total = _datasets(config)
-    options = _model_options(config)
-    model = _build_model(config, train.num_bands, options)
+    options = model_options(config)
+    model = build_model(config, train.num_bands, options)
     weight = config.change_weight
     if weight == "auto":
         weight = auto_change_weight(*count_change_pixels(train))
