@@ -13,7 +13,7 @@ documented by each task, e.g. ``threshold`` and ``label_values`` of change detec
 ``schema_version`` changes when a field changes meaning; a reader refuses a newer schema
 with a clear error. Checkpoints of sdrl 0.1 (no ``schema_version``) are read as schema 0.
 
-Nothing here imports Lightning, so that ``sdrl.predict``, ``sdrl.evaluate`` and export stay
+Nothing here imports Lightning, so that ``sdrl.predict``, ``sdrl.evaluation`` and export stay
 light::
 
     from sdrl.checkpoint import read_header
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ from typing import Any
 import torch
 
 from sdrl import __version__
-from sdrl.errors import DataError
+from sdrl.errors import DataError, one_line
 
 __all__ = [
     "HEADER_KEY",
@@ -199,11 +200,27 @@ def read_checkpoint(
         checkpoint = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as error:  # torch raises many types for a bad file
         raise DataError(
-            path, "a checkpoint of plain tensors and containers", f"unreadable ({error})"
-        ) from None
+            path, "a checkpoint of plain tensors and containers", _load_problem(error)
+        ) from error
     if not isinstance(checkpoint, dict):
         raise DataError(path, "a checkpoint dict", f"a {type(checkpoint).__name__}")
     return checkpoint
+
+
+def _load_problem(error: Exception) -> str:
+    """One line for ``torch.load``'s (often many-line) refusal of a file."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    unpickler = re.search(r"WeightsUnpickler error:(.*?)(Check the documentation|$)", text, re.S)
+    if unpickler is not None:
+        detail = " ".join(unpickler.group(1).split())
+        if detail.startswith("Unsupported global"):
+            name = detail.split(" was not an allowed")[0].removeprefix("Unsupported global: ")
+            return (
+                f"unreadable as plain data: it holds objects ({name}) whose loading could run "
+                "code, and sdrl loads no code from checkpoints"
+            )
+        return f"unreadable, not a checkpoint of plain data ({one_line(detail)})"
+    return f"unreadable ({one_line(text) or type(error).__name__})"
 
 
 def read_header(

@@ -54,8 +54,10 @@ def _saved(tmp_path):
 
 def test_sdrl_0_1_checkpoints_read_as_schema_0(tmp_path):
     path = tmp_path / "old.ckpt"
-    block = {"method": "sdrl", "backbone": "resnet18", "in_channels": 3, "bands": ["r", "g", "b"],
-             "mean": [0.0] * 3, "std": [1.0] * 3, "classes": ["x"], "rng": {}, "version": "0.1.0"}  # fmt: skip
+    block = {
+        "method": "sdrl", "backbone": "resnet18", "in_channels": 3, "bands": ["r", "g", "b"],
+        "mean": [0.0] * 3, "std": [1.0] * 3, "classes": ["x"], "rng": {}, "version": "0.1.0",
+    }  # fmt: skip
     torch.save({"sdrl": block}, path)
     read = read_header(path, kinds=("pretrain",))
     assert read.kind == "pretrain" and read.schema_version == 0 and "rng" not in read.extra

@@ -10,18 +10,20 @@ traceback and the exit status is 2; ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
 import logging
 import sys
 from collections.abc import Sequence
 
 from sdrl import __version__
 from sdrl.cli.config import apply_config
-from sdrl.errors import SdrlError
+from sdrl.errors import ConfigError, SdrlError, describe_os_error, one_line
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = ("synth", "prep", "info", "train", "evaluate", "predict", "demo")
+COMMANDS = ("synth", "prep", "info", "train", "evaluate", "predict", "export", "demo")
 """Sub-command modules, in ``--help`` order; ``train`` adds one command per registered task."""
 
 
@@ -64,6 +66,11 @@ def _quiet_lightning(record: logging.LogRecord) -> bool:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line.
 
+    Bad input is one line on stderr, ``sdrl: error: ...``, and exit status 2: sdrl's own errors
+    (:class:`~sdrl.errors.SdrlError`, first line only), usage errors of the flags, and the
+    operating system's (disk full, permission denied, a path under a file: the path, the
+    reason and what to do). ``--debug`` shows argparse's usage and the tracebacks instead.
+
     Args:
         argv: Arguments without the program name; ``sys.argv[1:]`` when ``None``.
 
@@ -75,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         apply_config(parser, argv)
-        args = parser.parse_args(argv)
+        args = _parse(parser, argv, debug)
         logging.basicConfig(
             level=logging.WARNING if args.quiet else logging.INFO,
             format="%(message)s",
@@ -88,8 +95,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SdrlError as error:
         if debug:
             raise
-        print(f"sdrl: error: {error}", file=sys.stderr)
+        print(f"sdrl: error: {one_line(error)}", file=sys.stderr)
+        return 2
+    except OSError as error:  # disk full, permission denied, a path under a file...
+        if debug:
+            raise
+        print(f"sdrl: error: {describe_os_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("sdrl: interrupted", file=sys.stderr)
         return 130
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str], debug: bool) -> argparse.Namespace:
+    """``parser.parse_args``, a usage error raised as one line (``--debug``: as argparse does)."""
+    if debug:
+        return parser.parse_args(argv)
+    text = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(text):
+            return parser.parse_args(argv)
+    except SystemExit as stop:
+        lines = text.getvalue().strip().splitlines()
+        if stop.code in (0, None) or not lines:
+            sys.stderr.write(text.getvalue())
+            raise
+        prog, _, message = lines[-1].partition(": error: ")
+        raise ConfigError(f"{message or lines[-1]} (see {prog} --help)") from None

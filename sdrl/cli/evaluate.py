@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from sdrl.cli.types import non_negative_int, positive_int, probability
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``sdrl evaluate``."""
@@ -27,14 +29,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", default="test", help="split list (default test; or all)")
     parser.add_argument("--protocol", default="whole", choices=("whole", "crops"))
     parser.add_argument(
-        "--tile", type=int, help="window (whole, default 512) or crop size (crops: stored tiles)"
+        "--tile",
+        type=positive_int,
+        help="window (whole, default 512) or crop size (crops: stored tiles)",
     )
     parser.add_argument(
-        "--overlap", type=int, help="window overlap of whole (default min(64, tile/4))"
+        "--overlap", type=non_negative_int, help="window overlap of whole (default min(64, tile/4))"
     )
     parser.add_argument("--stitch", choices=("blend", "centre"), help="whole: (default blend)")
-    parser.add_argument("--threshold", type=float, help="change probability (default 0.5)")
-    parser.add_argument("--batch-size", type=int, default=4, help="tiles per pass (default 4)")
+    parser.add_argument("--threshold", type=probability, help="change probability (default 0.5)")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=4, help="tiles per pass (default 4)"
+    )
     parser.add_argument(
         "--save-predictions",
         metavar="DIR",
@@ -50,7 +56,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="model precision, shared by sdrl predict and evaluate (default auto: bf16 autocast "
         "on a GPU that supports it, else 16; 32 on CPU)",
     )
-    parser.add_argument("--num-workers", type=int, default=0, help="image reader processes")
+    parser.add_argument(
+        "--num-workers", type=non_negative_int, default=0, help="image reader processes"
+    )
     parser.add_argument(
         "--progress-bar", action=argparse.BooleanOptionalAction, help="default: on a terminal"
     )
@@ -59,7 +67,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the main metrics."""
-    from sdrl.evaluate import evaluate
+    from sdrl.evaluation import evaluate
 
     progress = args.progress_bar if args.progress_bar is not None else not args.quiet
     result = evaluate(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from sdrl.cli.types import positive_int
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     """Register ``sdrl info``."""
@@ -13,7 +15,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Summarise a dataset folder; computes and caches dataset.json if missing.",
     )
     parser.add_argument("data", metavar="DIR", help="dataset folder (A/ B/ label/ list/)")
-    parser.add_argument("--max-tiles", type=int, default=64, help="tiles read to count classes")
+    parser.add_argument(
+        "--max-tiles", type=positive_int, default=64, help="tiles read to count classes (64)"
+    )
     parser.set_defaults(func=run)
 
 

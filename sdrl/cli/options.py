@@ -20,7 +20,8 @@ from typing import Any
 
 import yaml
 
-from sdrl.errors import ConfigError
+from sdrl.cli.config import yaml_problem
+from sdrl.errors import ConfigError, one_line
 from sdrl.tasks.config import GROUPS, OptionSpec, TrainConfig, _strip_optional, field_choices
 
 __all__ = ["add_config_flags", "config_from_args", "parse_option", "tame_lightning"]
@@ -42,7 +43,7 @@ def parse_option(text: str, flag: str = "--method-option") -> tuple[str, Any]:
     try:
         value = yaml.safe_load(raw)
     except yaml.YAMLError as error:
-        raise ConfigError(f"{flag} {text!r}: unreadable value ({error})") from None
+        raise ConfigError(f"{flag} {text!r}: unreadable value ({yaml_problem(error)})") from None
     return key.strip().replace("-", "_"), value
 
 
@@ -153,7 +154,10 @@ def config_from_args(args: argparse.Namespace, cls: type[TrainConfig]) -> Any:
             values[f.name] = getattr(args, f.name)
     if values.get("progress_bar") is None:
         values["progress_bar"] = not getattr(args, "quiet", False) and sys.stderr.isatty()
-    return cls(**values)
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as error:  # a value of the wrong type slipped through
+        raise ConfigError(f"invalid settings: {one_line(error)}") from error
 
 
 def _no_tips(record: logging.LogRecord) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sdrl.cli.types import non_negative_int, positive_int, probability
 from sdrl.errors import ConfigError
 
 
@@ -33,9 +34,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--after", required=True, metavar="B.tif", help="date-2 raster")
     parser.add_argument("--checkpoint", required=True, metavar="CKPT", help="sdrl finetune ckpt")
     parser.add_argument("--out", required=True, metavar="MAP.tif", help=".tif (or .png binary)")
-    parser.add_argument("--tile", type=int, default=512, help="tile size, x32 (default 512)")
     parser.add_argument(
-        "--overlap", type=int, help="pixels shared by neighbouring tiles (default min(64, tile/4))"
+        "--tile", type=positive_int, default=512, help="tile size, x32 (default 512)"
+    )
+    parser.add_argument(
+        "--overlap",
+        type=non_negative_int,
+        help="pixels shared by neighbouring tiles (default min(64, tile/4))",
     )
     parser.add_argument("--stitch", default="blend", choices=("blend", "centre"))
     parser.add_argument(
@@ -46,8 +51,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default="probability,binary",
         help="bands: probability, binary or both (default probability,binary)",
     )
-    parser.add_argument("--threshold", type=float, help="binary threshold (default 0.5)")
-    parser.add_argument("--batch-size", type=int, default=4, help="tiles per pass (default 4)")
+    parser.add_argument("--threshold", type=probability, help="binary threshold (default 0.5)")
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=4, help="tiles per pass (default 4)"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1...")
     parser.add_argument(
         "--precision",

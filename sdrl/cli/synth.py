@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from sdrl.cli.types import non_negative_float, positive_float, positive_int
 from sdrl.data.synth.spectra import CLASSES
 
 
@@ -27,46 +28,53 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="change: A/ B/ label/ (0/1 change); pretrain: A/ B/ label/ label_B/ (class masks)",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output dataset folder")
-    parser.add_argument("--num", type=int, default=64, help="number of scenes (default 64)")
-    parser.add_argument("--size", type=int, default=256, help="tile side in pixels (default 256)")
+    parser.add_argument(
+        "--num", type=positive_int, default=64, help="number of scenes (default 64)"
+    )
+    parser.add_argument(
+        "--size", type=positive_int, default=256, help="tile side in pixels (default 256)"
+    )
     parser.add_argument(
         "--bands",
-        type=int,
+        type=positive_int,
         default=3,
         help="3 = RGB, 4 = RGB+NIR, 13 = Sentinel-2 B01..B12, other = 450-2300 nm (default 3)",
     )
     parser.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     parser.add_argument(
         "--change-rate",
-        type=float,
+        type=non_negative_float,
         default=1.0,
         help="multiplier of the real-change probabilities; 0 = no real change (default 1)",
     )
     parser.add_argument(
         "--misregistration",
-        type=float,
+        type=non_negative_float,
         default=2.0,
         metavar="PX",
         help="largest shift of B against A in pixels, at least 1 px when > 0 (default 2)",
     )
     parser.add_argument(
         "--nuisance",
-        type=float,
+        type=non_negative_float,
         default=1.0,
         help="strength of illumination/season/haze/noise/sun differences; 0 = none (default 1)",
     )
     parser.add_argument(
-        "--scale", type=float, default=1.0, help="object size factor (default 1: parcels ~64 px)"
+        "--scale",
+        type=positive_float,
+        default=1.0,
+        help="object size factor (default 1: parcels ~64 px)",
     )
     parser.add_argument(
         "--gsd",
-        type=float,
+        type=positive_float,
         default=None,
         metavar="M",
         help="pixel size in metres in the GeoTIFFs (default 1 for 3-4 bands, else 10)",
     )
     parser.add_argument("--crs", default="EPSG:32633", help="CRS of the GeoTIFFs")
-    parser.add_argument("--workers", type=int, default=1, help="generating processes")
+    parser.add_argument("--workers", type=positive_int, default=1, help="generating processes")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
     parser.set_defaults(func=run)
 

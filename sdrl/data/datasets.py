@@ -3,6 +3,10 @@
 Both datasets return the sample dicts documented in :mod:`sdrl.data.samples`. Files are opened
 only when a sample is read (in the data-loader worker that reads it) and closed right after;
 the index is one NumPy string array, so millions of tiles cost little memory.
+
+Pixels without data in A or B (the file's nodata value, or any band not finite: the package's
+policy, :func:`~sdrl.data.io.valid_mask`) are 0 in both normalised images and ignore
+(:data:`~sdrl.data.samples.IGNORE_INDEX`) in every mask, so no NaN reaches a model or a loss.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import torch
 from torch.utils.data import Dataset
 
 from sdrl.data.folder import DatasetFolder, DatasetMeta, Kind
-from sdrl.data.io import Window, open_raster
+from sdrl.data.io import Window, open_raster, valid_mask
 from sdrl.data.samples import IGNORE_INDEX
 from sdrl.data.stats import ensure_meta
 from sdrl.errors import DataError
@@ -59,10 +63,12 @@ class _FolderDataset(Dataset[dict[str, Any]]):
         crop_size: int | None = None,
         check_files: bool = True,
         cache_stats: bool = True,
+        with_valid: bool = False,
     ) -> None:
         self.folder = DatasetFolder(root)
         self.split = split
         self.crop_size = crop_size
+        self.with_valid = with_valid
         self.ids = self.folder.ids(split)
         if check_files:
             present = [p for p in self.optional if self.folder.has(p)]
@@ -113,8 +119,9 @@ class _FolderDataset(Dataset[dict[str, Any]]):
                 )
             data = src.read(window=window)
             valid = None
-            if src.nodata is not None and part in ("A", "B"):
-                valid = ~(data == src.nodata).all(axis=0)
+            if part in ("A", "B") and (src.nodata is not None or data.dtype.kind == "f"):
+                valid = valid_mask(data, src.nodata)  # nodata value or non-finite
+                valid = None if valid.all() else valid
             return data, valid, full, window
 
     def _image(self, part: str, data: np.ndarray, tile_id: str) -> np.ndarray:
@@ -173,6 +180,11 @@ class _FolderDataset(Dataset[dict[str, Any]]):
         sample: dict[str, Any] = {"id": tile_id, "image_a": torch.from_numpy(image_a)}
         sample["image_b"] = torch.from_numpy(image_b) if self.bitemporal else sample["image_a"]
         sample.update({k: torch.from_numpy(v) for k, v in labels.items()})
+        if self.with_valid:
+            shape = image_a.shape[1:]
+            sample["valid"] = torch.from_numpy(
+                np.ones(shape, dtype=bool) if valid is None else valid
+            )
         return sample
 
 
@@ -188,8 +200,12 @@ class ChangeDataset(_FolderDataset):
         check_files: Check at construction that every id has its files (one directory scan per
             subfolder).
         cache_stats: When ``dataset.json`` lacks statistics, write the computed ones there.
+        with_valid: Add ``"valid"``, the ``(H, W)`` bool mask of pixels with data in A and B,
+            to each sample (evaluation counts the pixels left out).
 
     Samples are ``{"id", "image_a", "image_b", "change"}`` (see :mod:`sdrl.data.samples`).
+    Pixels without data in A or B (their nodata value, or any band not finite:
+    :func:`~sdrl.data.io.valid_mask`) are 0 in both images and ignore in the labels.
     """
 
     kind: Kind = "change"

@@ -114,6 +114,11 @@ class DatasetMeta:
         unknown = sorted(set(raw) - known)
         if unknown:
             raise DataError(path, f"only the keys {sorted(known)}", f"unknown keys {unknown}")
+        for key in ("kind", "bands"):
+            if key not in raw:
+                raise DataError(path, f'a "{key}" entry', "none")
+        for key, value in raw.items():
+            _check_field(path, key, value)
         if raw.get("label_values") is not None:
             raw["label_values"] = {int(k): int(v) for k, v in raw["label_values"].items()}
         try:
@@ -130,6 +135,65 @@ class DatasetMeta:
         tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
         tmp.write_text(json.dumps(data, indent=2) + "\n")
         os.replace(tmp, path)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_integer(value: Any) -> bool:
+    """An int, or a text holding one (JSON object keys are always texts)."""
+    if isinstance(value, str):
+        return value.strip().lstrip("-").isdigit()
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _label_value(raw: Any, class_id: Any) -> bool:
+    return _is_integer(raw) and 0 <= int(raw) <= 65535 and _is_integer(class_id)
+
+
+_FIELD_TYPES: dict[str, tuple[str, Any]] = {
+    "kind": ("a text: change, pretrain or crop", lambda v: isinstance(v, str)),
+    "bands": (
+        "a list of band names",
+        lambda v: isinstance(v, list) and all(isinstance(b, str) for b in v),
+    ),
+    "mean": (
+        "a list of numbers or null",
+        lambda v: isinstance(v, list) and all(map(_is_number, v)),
+    ),
+    "std": ("a list of numbers or null", lambda v: isinstance(v, list) and all(map(_is_number, v))),
+    "classes": (
+        "a list of class names",
+        lambda v: isinstance(v, list) and all(isinstance(c, str) for c in v),
+    ),
+    "label_values": (
+        'a mapping of raw value (0..65535) to class id ({"0": 0, "255": 1}) or null',
+        lambda v: isinstance(v, dict) and all(_label_value(k, c) for k, c in v.items()),
+    ),
+    "ignore_index": (
+        "an integer in 0..65535 or null",
+        lambda v: _is_integer(v) and not isinstance(v, str) and 0 <= v <= 65535,
+    ),
+    "gsd": ("a number of metres or null", _is_number),
+    "crs": ('a text like "EPSG:32633" or null', lambda v: isinstance(v, str)),
+    "provenance": ("a mapping", lambda v: isinstance(v, dict)),
+    "version": ("a text", lambda v: isinstance(v, str)),
+}
+"""What each ``dataset.json`` entry holds, and its test (``null`` passes where it may)."""
+
+_NOT_NULL = ("kind", "bands", "classes", "provenance", "version")
+
+
+def _check_field(path: Path, key: str, value: Any) -> None:
+    """Raise a :class:`DataError` naming the entry when ``value`` has the wrong type."""
+    expected, test = _FIELD_TYPES[key]
+    if value is None and key not in _NOT_NULL:
+        return
+    if value is None or not test(value):
+        shown = json.dumps(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise DataError(path, f'"{key}" as {expected}', shown, f"Fix or delete {path.name}")
 
 
 class TileIds:
@@ -318,7 +382,8 @@ class DatasetFolder:
             missing = [i for i in ids.tolist() if i not in listing]
             if missing:
                 shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
-                example = self.root / part / f"{missing[0]}{self._extensions.get('A', '.png')}"
+                ext = self.extension(part) if listing else ".png"
+                example = self.root / part / f"{missing[0]}{ext}"
                 raise DataError(
                     example,
                     f"a {part}/ file for every id in A/ and the split list",

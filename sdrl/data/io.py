@@ -3,6 +3,16 @@
 Arrays are always band-first: an image is ``(C, H, W)`` with ``C`` bands, a label ``(H, W)``.
 Every function that fails on a user's file raises :class:`~sdrl.errors.DataError` naming the
 file, what was expected and what was found.
+
+One nodata policy for the whole package (:func:`valid_mask`): a pixel has no data when every
+band equals the declared nodata value, or when any band is not finite (NaN, ±inf). Readers
+exclude such pixels everywhere (datasets, evaluation, prediction, ``sdrl prep``) and the
+outputs count them.
+
+Writes never report success for a broken file: GDAL's write errors, which rasterio often only
+logs (a full disk surfaces when the file is closed), are raised
+(:func:`~sdrl.data.write_check.gdal_write_errors`), the closed file is checked
+(:func:`~sdrl.data.write_check.verify_written`), and only then is it renamed onto its name.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import DatasetReader
 from rasterio.windows import Window
 
+from sdrl.data.write_check import gdal_write_errors, verify_written
 from sdrl.errors import DataError
 
 __all__ = [
@@ -34,6 +45,7 @@ __all__ = [
     "open_raster",
     "read_info",
     "read_raster",
+    "valid_mask",
     "write_raster",
 ]
 
@@ -109,12 +121,29 @@ class Raster:
 
     @property
     def valid(self) -> np.ndarray:
-        """``(H, W)`` bool: pixels where no band equals nodata (all true without nodata)."""
-        if self.nodata is None:
-            return np.ones(self.data.shape[1:], dtype=bool)
-        if np.isnan(self.nodata):
-            return ~np.isnan(self.data).any(axis=0)
-        return ~(self.data == self.nodata).all(axis=0)
+        """``(H, W)`` bool: pixels with data (:func:`valid_mask`)."""
+        return valid_mask(self.data, self.nodata)
+
+
+def valid_mask(data: np.ndarray, nodata: float | None = None) -> np.ndarray:
+    """Pixels with data: not every band equal to ``nodata``, and every band finite.
+
+    The package's one nodata policy: non-finite values (NaN, ±inf) are nodata whether or not
+    the file declares a nodata value.
+
+    Args:
+        data: ``(C, H, W)`` pixels.
+        nodata: The declared nodata value, or ``None``.
+
+    Returns:
+        ``(H, W)`` bool, true where the pixel has data.
+    """
+    valid = np.ones(data.shape[1:], dtype=bool)
+    if data.dtype.kind in "fc":
+        valid &= np.isfinite(data).all(axis=0)
+    if nodata is not None and not np.isnan(nodata):
+        valid &= ~(data == nodata).all(axis=0)
+    return valid
 
 
 def band_names(src: DatasetReader) -> tuple[str, ...]:
@@ -291,14 +320,16 @@ def write_raster(
             profile["photometric"] = "RGB" if data.shape[0] == 3 else "MINISBLACK"
     tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}{path.suffix}")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(tmp, "w", **profile) as dst:
-                dst.write(data)
-                if band_names is not None and driver == "GTiff":
-                    for i, name in enumerate(band_names, start=1):
-                        dst.set_band_description(i, name)
-        os.replace(tmp, path)
+        with gdal_write_errors(path):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                with rasterio.open(tmp, "w", **profile) as dst:
+                    dst.write(data)
+                    if band_names is not None and driver == "GTiff":
+                        for i, name in enumerate(band_names, start=1):
+                            dst.set_band_description(i, name)
+            verify_written(tmp, data.shape, data.dtype.name, path)
+            os.replace(tmp, path)
     finally:
         for leftover in (tmp, tmp.with_name(tmp.name + ".aux.xml")):
             if leftover.exists():

@@ -54,12 +54,15 @@ class BandMoments:
             data: ``(C, H, W)`` pixels.
             valid: ``(H, W)`` bool, or ``None`` for all pixels.
         """
-        count, mean, m2 = self._moments(data, valid)
-        total = self.count + count
+        self.merge(BandMoments(*self._moments(data, valid)))
+
+    def merge(self, other: BandMoments) -> None:
+        """Add the pixels ``other`` summarises (Chan's parallel formula)."""
+        total = self.count + other.count
         safe = np.maximum(total, 1)
-        delta = mean - self.mean
-        self.mean = self.mean + delta * count / safe
-        self.m2 = self.m2 + m2 + delta**2 * self.count * count / safe
+        delta = other.mean - self.mean
+        self.mean = self.mean + delta * other.count / safe
+        self.m2 = self.m2 + other.m2 + delta**2 * self.count * other.count / safe
         self.count = total
 
     def remove(self, data: np.ndarray, valid: np.ndarray | None = None) -> None:

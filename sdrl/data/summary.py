@@ -10,6 +10,7 @@ from sdrl.data.datasets import ChangeDataset, PretrainPairDataset
 from sdrl.data.folder import DatasetFolder
 from sdrl.data.io import read_info
 from sdrl.data.samples import IGNORE_INDEX
+from sdrl.errors import ConfigError
 
 __all__ = ["DatasetSummary", "summarize"]
 
@@ -70,11 +71,22 @@ def summarize(root: str, max_tiles: int = 64) -> DatasetSummary:
 
     Returns:
         The :class:`DatasetSummary`.
+
+    Raises:
+        ConfigError: ``max_tiles`` below 1.
+        DataError: Not a dataset folder, an invalid ``dataset.json``, or a split list naming
+            tiles without files (they are not counted as tiles).
     """
+    if isinstance(max_tiles, bool) or not isinstance(max_tiles, int) or max_tiles < 1:
+        raise ConfigError(f"--max-tiles: expected an integer > 0, found {max_tiles!r}")
     folder = DatasetFolder(root)
     kind = folder.meta.kind if folder.meta is not None else "change"
-    splits = {s: len(folder.ids(s)) for s in folder.splits()}
     cls = PretrainPairDataset if kind == "pretrain" else ChangeDataset
+    splits = {}
+    for name in folder.splits():
+        ids = folder.ids(name)
+        folder.check(ids, [p for p in cls.mandatory if folder.has(p) or p == "A"])
+        splits[name] = len(ids)
     dataset = cls(root, split="all")
     info = read_info(folder.path("A", str(dataset.ids[0])))
     counts = np.zeros(dataset.meta.num_classes + 1, dtype=np.int64)

@@ -7,7 +7,21 @@ from dataclasses import dataclass
 
 from rasterio.windows import Window
 
-__all__ = ["Tile", "tile_grid"]
+from sdrl.errors import ConfigError
+
+__all__ = ["Tile", "check_tile_size", "tile_grid"]
+
+
+def check_tile_size(tile: int | None, flag: str = "--tile") -> None:
+    """Refuse a tile size that is not a positive integer (``None``, no tiling, passes).
+
+    Raises:
+        ConfigError: ``tile`` is zero, negative or not an integer.
+    """
+    if tile is None:
+        return
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile <= 0:
+        raise ConfigError(f"{flag}: expected a positive number of pixels, found {tile!r}")
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ is given; nothing is downloaded.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,8 @@ def build_backbone(
     *,
     strip_prefix: str | None = None,
     adapt_first_layer: bool = True,
+    bands: Sequence[str] | None = None,
+    wavelengths_nm: Sequence[float | None] | None = None,
     **options: Any,
 ) -> Backbone:
     """Build a backbone by name, optionally initialised from a local weights file.
@@ -65,6 +67,9 @@ def build_backbone(
             (see :func:`~sdrl.models.weights.load_state_dict_into`).
         adapt_first_layer: Adapt a 3-band first layer in ``weights`` to ``in_channels``
             (:func:`~sdrl.models.weights.adapt_input_conv`).
+        bands: Names of the ``in_channels`` bands: ``weights`` trained on other bands (an
+            export or sdrl checkpoint that names them) are re-mapped by centre wavelength.
+        wavelengths_nm: Centre wavelengths of the bands in nm, where known.
         **options: Keyword options of the architecture's builder, e.g. ``drop_path`` for
             ``swin_t`` or ``widths`` for ``resnet_tiny``.
 
@@ -88,6 +93,11 @@ def build_backbone(
     backbone = builder(in_channels, **options)
     if weights is not None:
         load_weights(
-            backbone, weights, strip_prefix=strip_prefix, adapt_first_layer=adapt_first_layer
+            backbone,
+            weights,
+            strip_prefix=strip_prefix,
+            adapt_first_layer=adapt_first_layer,
+            bands=bands,
+            wavelengths_nm=wavelengths_nm,
         )
     return backbone

@@ -19,12 +19,15 @@ source                 read as
 
 Every file is read with ``weights_only=True`` (nothing in it is executed) by
 :func:`~sdrl.models.weights.load_weights`, which detects the prefix, checks every shape and
-adapts a 3-band first layer to the model's band count. Only ``model.encoder`` changes.
+adapts a 3-band first layer to the model's band count; given the data's ``bands`` (and
+wavelengths), weights trained on other bands are re-mapped by centre wavelength. Only
+``model.encoder`` changes.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args
 
@@ -97,6 +100,8 @@ def init_encoder(
     *,
     strip_prefix: str | None = None,
     adapt_first_layer: bool = True,
+    bands: Sequence[str] | None = None,
+    wavelengths_nm: Sequence[float | None] | None = None,
 ) -> LoadReport:
     """Initialise the encoder of a change model from ``source`` (module doc).
 
@@ -105,6 +110,9 @@ def init_encoder(
         source: ``"random"``, a checkpoint, an export folder or a state-dict file.
         strip_prefix: Prefix of the backbone's keys in the file; ``None`` detects it.
         adapt_first_layer: Adapt a 3-band first layer to the model's bands.
+        bands: The data's band names: an export or checkpoint trained on other bands is then
+            re-mapped by centre wavelength (:func:`~sdrl.models.weights.load_weights`).
+        wavelengths_nm: The data's centre wavelengths in nm, where known.
 
     Returns:
         What was loaded: ``loaded`` and ``adapted`` name keys of ``model.encoder`` (prepend
@@ -125,7 +133,12 @@ def init_encoder(
             "load pretrained weights; use the siamese model or --init random"
         )
     return load_weights(
-        encoder, source, strip_prefix=strip_prefix, adapt_first_layer=adapt_first_layer
+        encoder,
+        source,
+        strip_prefix=strip_prefix,
+        adapt_first_layer=adapt_first_layer,
+        bands=bands,
+        wavelengths_nm=wavelengths_nm,
     )
 
 

@@ -6,24 +6,38 @@ prefix such as ``backbone.`` or ``model.encoder.`` (detected automatically, or g
 ``strip_prefix``), checks every shape, adapts a 3-band first layer to the backbone's band count
 (:func:`adapt_input_conv`) and loads the result strictly. Keys it does not need (the
 classification head, projection heads, a momentum copy) are ignored and listed in the report.
+
+When the caller names the data's bands (``bands``, ``wavelengths_nm``) and the file names its
+own (an export's ``meta.json``, an sdrl checkpoint's header), and the two differ with centre
+wavelengths known on both sides, the first layer is re-mapped by wavelength instead
+(:func:`~sdrl.models.band_mapping.remap_input_conv`), whatever the two band counts.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from sdrl.bands import Band, lookup_bands
 from sdrl.errors import DataError
+from sdrl.models.band_mapping import remap_input_conv
 from sdrl.models.base import Backbone
-from sdrl.models.weight_files import META_FILE, read_weights
+from sdrl.models.weight_files import META_FILE, WeightsFile, read_weights
 
-__all__ = ["LoadReport", "adapt_input_conv", "load_state_dict_into", "load_weights"]
+__all__ = [
+    "BACKBONE_PREFIXES",
+    "LoadReport",
+    "adapt_input_conv",
+    "load_state_dict_into",
+    "load_weights",
+]
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +125,7 @@ def load_state_dict_into(
     source: str | Path = "state dict",
     strip_prefix: str | None = None,
     adapt_first_layer: bool = True,
+    first_layer: Callable[[Tensor], Tensor] | None = None,
 ) -> LoadReport:
     """Load tensors into a backbone, adapting its first layer if the band count differs.
 
@@ -123,6 +138,8 @@ def load_state_dict_into(
             shortest one among ties (``backbone.`` wins over ``momentum_backbone.``).
         adapt_first_layer: Adapt 3-band first-layer weights to the backbone's band count
             (:func:`adapt_input_conv`); when false a band mismatch is an error.
+        first_layer: Maps the file's first-layer kernel to the backbone's bands (a band
+            re-mapping); it replaces the 3-band rule, and the key counts as adapted.
 
     Returns:
         What was loaded, adapted and ignored.
@@ -162,7 +179,10 @@ def load_state_dict_into(
             loaded[key] = ref
             continue
         tensor = found[key]
-        if key == backbone.first_conv and _other_bands(tensor, ref):
+        if key == backbone.first_conv and first_layer is not None:
+            tensor = first_layer(tensor)
+            adapted.append(key)
+        elif key == backbone.first_conv and _other_bands(tensor, ref):
             tensor = _adapt_first(backbone, key, tensor, ref, source, adapt_first_layer)
             adapted.append(key)
         if tensor.shape != ref.shape:
@@ -216,7 +236,7 @@ def _adapt_first(
     )
 
 
-_HEADER_PREFIXES = {"pretrain": "method.backbone.", "change": "model.encoder."}
+BACKBONE_PREFIXES = {"pretrain": "method.backbone.", "change": "model.encoder."}
 """Where the backbone's keys sit in an sdrl checkpoint of each kind."""
 
 
@@ -226,6 +246,8 @@ def load_weights(
     *,
     strip_prefix: str | None = None,
     adapt_first_layer: bool = True,
+    bands: Sequence[str] | None = None,
+    wavelengths_nm: Sequence[float | None] | None = None,
 ) -> LoadReport:
     """Read a weights file or export folder and load it into a backbone.
 
@@ -233,7 +255,11 @@ def load_weights(
         backbone: The model to fill in place.
         path: See :func:`read_weights`.
         strip_prefix: See :func:`load_state_dict_into`.
-        adapt_first_layer: See :func:`load_state_dict_into`.
+        adapt_first_layer: See :func:`load_state_dict_into`; also allows the re-mapping by
+            wavelength.
+        bands: Names of the backbone's ``C`` input bands (the data's), if known.
+        wavelengths_nm: Their centre wavelengths in nm (``None`` entries where unknown); names
+            of :mod:`sdrl.bands` tables are looked up where this is not given.
 
     Returns:
         What was loaded, adapted and ignored (also logged at INFO level).
@@ -253,7 +279,7 @@ def load_weights(
                 f"Build the backbone with name {header.backbone!r}",
             )
         if strip_prefix is None:
-            strip_prefix = _HEADER_PREFIXES.get(header.kind)
+            strip_prefix = BACKBONE_PREFIXES.get(header.kind)
     arch = (weights.meta or {}).get("architecture")
     if isinstance(arch, str) and arch != backbone.name:
         raise DataError(
@@ -262,12 +288,16 @@ def load_weights(
             f"architecture {arch!r}",
             f"Build the backbone with name {arch!r}",
         )
+    remap = None
+    if adapt_first_layer and (bands is not None or wavelengths_nm is not None):
+        remap = _band_remap(weights, backbone, bands, wavelengths_nm)
     report = load_state_dict_into(
         backbone,
         weights.state_dict,
         source=weights.path,
         strip_prefix=strip_prefix,
         adapt_first_layer=adapt_first_layer,
+        first_layer=remap,
     )
     adapted = f", adapted {', '.join(report.adapted)} to {backbone.in_channels} bands"
     log.info(
@@ -280,3 +310,69 @@ def load_weights(
         len(report.ignored),
     )
     return report
+
+
+def _file_bands(weights: WeightsFile) -> list[Band] | None:
+    """The bands a weights file was trained on, from an export's meta or a header."""
+    names: Any = None
+    nms: Any = None
+    if weights.meta is not None:
+        names, nms = weights.meta.get("bands"), weights.meta.get("wavelengths_nm")
+    elif weights.header is not None:
+        names, nms = weights.header.bands, weights.header.wavelengths_nm
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        return None
+    numbers = isinstance(nms, list) and all(v is None or isinstance(v, int | float) for v in nms)
+    return lookup_bands(names, nms if numbers and len(nms) == len(names) else None)
+
+
+def _band_remap(
+    weights: WeightsFile,
+    backbone: Backbone,
+    bands: Sequence[str] | None,
+    wavelengths_nm: Sequence[float | None] | None,
+) -> Callable[[Tensor], Tensor] | None:
+    """The first-layer re-mapping from the file's bands to the backbone's, if one applies.
+
+    It applies when the file names its bands, the two band lists differ, and at least one
+    centre wavelength is known on each side; otherwise ``None`` (the 3-band rule or a plain
+    load follow).
+    """
+    count = backbone.in_channels
+    names = list(bands) if bands is not None else [f"band_{i + 1}" for i in range(count)]
+    if len(names) != count or (wavelengths_nm is not None and len(wavelengths_nm) != count):
+        raise ValueError(f"{backbone.name} has {count} bands; got {len(names)} band names")
+    source = _file_bands(weights)
+    if source is None:
+        return None
+    target = lookup_bands(names, wavelengths_nm)
+    if [(b.name.lower(), b.nm) for b in source] == [(b.name.lower(), b.nm) for b in target]:
+        return None
+    if not any(b.nm is not None for b in source) or not any(b.nm is not None for b in target):
+        return None
+
+    def remap(kernel: Tensor) -> Tensor:
+        if kernel.ndim < 3 or kernel.shape[1] != len(source):
+            raise DataError(
+                weights.path,
+                f"a first-layer kernel for the {len(source)} bands its metadata names",
+                f"shape {tuple(kernel.shape)}",
+            )
+        mapped, _ = remap_input_conv(kernel, source, target)
+        return mapped
+
+    log.info(
+        "%s: first layer re-mapped by wavelength from %d bands (%s) to %d (%s)",
+        weights.path,
+        len(source),
+        _short([b.name for b in source]),
+        count,
+        _short(names),
+    )
+    return remap
+
+
+def _short(names: Sequence[str], limit: int = 6) -> str:
+    """A list of names for a message, cut after ``limit``."""
+    shown = ", ".join(names[:limit])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")

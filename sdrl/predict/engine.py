@@ -58,6 +58,8 @@ class PredictResult:
         strip_shape: ``(rows, W)`` of the strip buffer: what memory held of the map.
         precision: What the model ran in: ``32``, ``bf16`` or ``16``
             (:func:`~sdrl.predict.inference.resolve_precision`).
+        nodata_pixels: Pixels of the map without data (nodata or non-finite in either input),
+            also recorded in the GeoTIFF tags (``nodata_pixels``, ``valid_pixels``).
     """
 
     out: Path
@@ -68,13 +70,19 @@ class PredictResult:
     changed_fraction: float
     strip_shape: tuple[int, int]
     precision: str
+    nodata_pixels: int = 0
 
     def summary(self) -> str:
         """One line for the command line."""
-        return (
-            f"wrote {self.out} ({self.height}x{self.width}, {self.tiles} tiles, "
-            f"{self.seconds:.1f} s): {100 * self.changed_fraction:.2f}% changed"
-        )
+        head = f"wrote {self.out} ({self.height}x{self.width}, {self.tiles} tiles, "
+        head += f"{self.seconds:.1f} s): "
+        if self.nodata_pixels >= self.height * self.width:
+            return head + "no pixel with data in both inputs (all nodata)"
+        text = f"{100 * self.changed_fraction:.2f}% changed"
+        if self.nodata_pixels:
+            share = 100 * self.nodata_pixels / (self.height * self.width)
+            text += f" of the pixels with data ({self.nodata_pixels} nodata, {share:.2f}%)"
+        return head + text
 
 
 def _batches(plan: TilePlan, reader: PairReader, batch_size: int) -> Iterator[Batch]:
@@ -217,4 +225,5 @@ def predict_change(
         changed_fraction=writer.changed / writer.valid if writer.valid else 0.0,
         strip_shape=strip.shape,
         precision=resolved,
+        nodata_pixels=info.height * info.width - writer.valid,
     )

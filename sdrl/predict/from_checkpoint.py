@@ -68,7 +68,7 @@ def predict_from_checkpoint(
     """
     out = Path(out)
     try:
-        check_output_path(out, outputs, inputs=(Path(before), Path(after)))
+        check_output_path(out, outputs, inputs=(Path(before), Path(after), Path(checkpoint)))
     except ValueError as error:
         raise ConfigError(f"--outputs: {error}") from None
     loaded = load_change_model(checkpoint)

@@ -32,7 +32,7 @@ from typing import Literal, cast, get_args
 import torch
 from torch import Tensor, nn
 
-from sdrl.errors import ConfigError
+from sdrl.errors import ConfigError, one_line
 from sdrl.models.change import change_probability, check_pair
 
 __all__ = [
@@ -60,16 +60,26 @@ def resolve_device(device: str | torch.device) -> torch.device:
     """``"auto"``: the GPU when there is one, else the CPU; otherwise ``torch.device(device)``.
 
     Raises:
-        ConfigError: A string torch does not read as a device.
+        ConfigError: A string torch does not read as a device, or a GPU that is not there.
     """
     if isinstance(device, torch.device):
         return device
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        target = torch.device(device)
     except RuntimeError as error:
-        raise ConfigError(f"--device {device}: {error}") from None
+        raise ConfigError(f"--device {device}: {one_line(error)}") from None
+    if target.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if (target.index or 0) >= count:
+            raise ConfigError(
+                f"--device {device}: expected a visible CUDA device, found {count} GPU(s); "
+                "use --device cpu (or auto)"
+            )
+    elif target.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"--device {device}: expected an available MPS device, found none")
+    return target
 
 
 def resolve_precision(precision: str, device: torch.device) -> ResolvedPrecision:

@@ -18,20 +18,10 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from sdrl.data.grid import check_same_grid
-from sdrl.data.io import RasterInfo, open_raster, read_info
+from sdrl.data.io import RasterInfo, open_raster, read_info, valid_mask
 from sdrl.errors import DataError
 
 __all__ = ["PairReader"]
-
-
-def _valid(data: np.ndarray, nodata: float | None) -> np.ndarray:
-    """``(h, w)`` bool: not every band is nodata, and (float images) every band is finite."""
-    valid = np.ones(data.shape[1:], dtype=bool)
-    if nodata is not None and not np.isnan(nodata):
-        valid &= ~(data == nodata).all(axis=0)
-    if data.dtype.kind == "f":
-        valid &= np.isfinite(data).all(axis=0)
-    return valid
 
 
 class PairReader:
@@ -125,26 +115,28 @@ class PairReader:
 
         Returns:
             ``(2C + 1, T, T)`` float32: A's ``C`` bands, B's ``C`` bands, then the validity
-            of each pixel (1 valid, 0 nodata in A or B or padding).
+            of each pixel (1 valid, 0 nodata in A or B or padding). Pixels without data
+            (:func:`~sdrl.data.io.valid_mask`: the nodata value, or any band not finite) are
+            0 in every band of both dates.
         """
         window = Window(col, row, w, h)
         c = self.count
         out = np.empty((2 * c + 1, tile, tile), dtype=np.float32)
         a = self._a.read(window=window)
-        valid = _valid(a, self.nodata[0])
+        valid = valid_mask(a, self.nodata[0])
         indexes = list(range(1, c + 2)) if self._alpha else None
         b = self._b.read(indexes, window=window)
         if self._alpha:
             valid &= b[c] > 0
             b = b[:c]
-        valid &= _valid(b, self.nodata[1])
+        valid &= valid_mask(b, self.nodata[1])
         all_valid = bool(valid.all())
         for k, data in enumerate((a, b)):
             image = out[k * c : (k + 1) * c, :h, :w]
             np.subtract(data, self.mean, out=image, casting="unsafe")
             image /= self.std
             if not all_valid:
-                image *= valid
+                image[:, ~valid] = 0  # not `*= valid`: NaN * 0 is NaN
         out[2 * c, :h, :w] = valid
         if h < tile or w < tile:
             padded = np.pad(out[:, :h, :w], ((0, 0), (0, tile - h), (0, tile - w)), mode="reflect")

@@ -31,6 +31,7 @@ import warnings
 from collections import deque
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -43,6 +44,8 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.io import DatasetWriter
 from rasterio.windows import Window
 
+from sdrl.data.outputs import check_output
+from sdrl.data.write_check import gdal_write_errors, verify_written
 from sdrl.errors import DataError
 
 __all__ = ["BAND_NAMES", "NODATA", "OUTPUTS", "ChangeMapWriter", "check_output_path"]
@@ -77,8 +80,9 @@ def check_output_path(out: Path, outputs: Sequence[str], inputs: Sequence[Path] 
         The GDAL driver name.
 
     Raises:
-        DataError: Unknown suffix, ``out`` is a folder or an input, or its folder cannot be
-            created or written.
+        DataError: Unknown suffix, ``out`` is a folder, an input or holds one (the shared
+            :func:`~sdrl.data.outputs.check_output`), or its folder cannot be created or
+            written.
         ValueError: ``outputs`` is empty, has unknown names, or asks a PNG for probabilities.
     """
     if not outputs or any(o not in OUTPUTS for o in outputs) or len(set(outputs)) < len(outputs):
@@ -88,10 +92,7 @@ def check_output_path(out: Path, outputs: Sequence[str], inputs: Sequence[Path] 
         raise DataError(out, f"an output file ending in one of {sorted(_SUFFIXES)}", out.suffix)
     if driver == "PNG" and tuple(outputs) != ("binary",):
         raise ValueError(f"{out}: a PNG holds only the binary map; use .tif for probabilities")
-    if out.is_dir():
-        raise DataError(out, "an output file path", "a folder")
-    if any(out.resolve() == Path(p).resolve() for p in inputs):
-        raise DataError(out, "an output path different from the inputs", "an input file")
+    check_output(out, inputs, folder=False)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -159,18 +160,23 @@ class ChangeMapWriter:
         self._dst: DatasetWriter | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._pending: deque[Future[None]] = deque()
+        self._errors: ExitStack | None = None
         self.changed = 0
         self.valid = 0
 
     def __enter__(self) -> ChangeMapWriter:
+        errors = ExitStack()
+        trap = errors.enter_context(gdal_write_errors(self.out))  # raised, not only logged
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", NotGeoreferencedWarning)
                 self._dst = rasterio.open(self.tmp, "w", **self.profile)
         except (RasterioError, OSError) as error:
+            errors.close()
             self._cleanup()
             raise DataError(self.out, "a writable output file", f"'{error}'") from error
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="sdrl-write")
+        self._errors = errors
+        self._pool = ThreadPoolExecutor(1, "sdrl-write", initializer=trap.watch)
         return self
 
     def write(self, row: int, col: int, prob: np.ndarray) -> None:
@@ -205,25 +211,43 @@ class ChangeMapWriter:
         traceback: TracebackType | None,
     ) -> None:
         try:
-            if self._pool is not None:
-                self._pool.shutdown(wait=True, cancel_futures=kind is not None)
-                for pending in self._pending:
-                    if kind is None:
-                        pending.result()  # re-raises a failed write
-            if self._dst is not None:
-                if kind is None and self.driver == "GTiff":
-                    for k, name in enumerate(self.outputs, start=1):
-                        self._dst.set_band_description(k, BAND_NAMES[name])
-                    self._dst.update_tags(**self.tags)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                    self._dst.close()
+            try:
+                self._finish(kind)
+            except BaseException as failure:  # close errors join those of GDAL (one message)
+                if self._errors is None or not self._errors.__exit__(
+                    type(failure), failure, failure.__traceback__
+                ):
+                    raise
+            else:
+                if self._errors is not None:
+                    self._errors.__exit__(kind, error, traceback)  # raises GDAL's errors
             if kind is None:
+                shape = (len(self.outputs), self.profile["height"], self.profile["width"])
+                verify_written(self.tmp, shape, self.profile["dtype"], self.out)
                 os.replace(self.tmp, self.out)
         finally:
-            self._dst = self._pool = None
+            self._dst = self._pool = self._errors = None
             self._pending.clear()
             self._cleanup()
+
+    def _finish(self, kind: type[BaseException] | None) -> None:
+        """Wait for the writing thread, write the descriptions and tags, close the file."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=kind is not None)
+            for pending in self._pending:
+                if kind is None:
+                    pending.result()  # re-raises a failed write
+        if self._dst is not None:
+            if kind is None and self.driver == "GTiff":
+                for k, name in enumerate(self.outputs, start=1):
+                    self._dst.set_band_description(k, BAND_NAMES[name])
+                pixels = self.profile["height"] * self.profile["width"]
+                self._dst.update_tags(
+                    **self.tags, valid_pixels=self.valid, nodata_pixels=pixels - self.valid
+                )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                self._dst.close()
 
     def _cleanup(self) -> None:
         for leftover in (self.tmp, self.tmp.with_name(self.tmp.name + ".aux.xml")):

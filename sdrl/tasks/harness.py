@@ -105,7 +105,11 @@ def parse_devices(text: str) -> Any:
 
 
 def build_trainer(
-    config: TrainConfig, callbacks: list, validate: bool, strategy: str | None = None
+    config: TrainConfig,
+    callbacks: list,
+    validate: bool,
+    strategy: str | None = None,
+    resuming: bool = False,
 ) -> pl.Trainer:
     """The ``pl.Trainer`` of a training run (shared by pretraining and finetuning).
 
@@ -114,6 +118,7 @@ def build_trainer(
         callbacks: Lightning callbacks (the run's checkpoint writer first).
         validate: Whether the run has a validation loader.
         strategy: Overrides ``config.strategy`` (e.g. DDP with unused parameters allowed).
+        resuming: The run continues from ``last.ckpt`` (the W&B run continues too).
 
     Raises:
         ConfigError: Lightning refuses the device, precision or strategy settings.
@@ -133,7 +138,11 @@ def build_trainer(
         "accumulate_grad_batches": config.accumulate_grad_batches,
         "gradient_clip_val": config.grad_clip,
         "logger": build_loggers(
-            config.run_dir, config.logger, config.wandb_project, config.wandb_online, config.resume
+            config.run_dir,
+            config.logger,
+            config.wandb_project,
+            config.wandb_online,
+            resuming,
         ),
         "callbacks": callbacks,
         "enable_checkpointing": False,
@@ -192,6 +201,7 @@ def fit_task(
         [checkpoints, Throughput(config.batch_size), *callbacks],
         validate=validate,
         strategy=strategy,
+        resuming=start.resume_step is not None,
     )
     start.remove_replaced()  # --overwrite: only now that everything was built
     if is_global_zero():

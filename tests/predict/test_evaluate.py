@@ -26,7 +26,7 @@ from sdrl.data.datasets import ChangeDataset
 from sdrl.data.io import read_raster, write_raster
 from sdrl.data.synth import generate_dataset
 from sdrl.errors import ConfigError
-from sdrl.evaluate import evaluate as evaluate_fn
+from sdrl.evaluation import evaluate as evaluate_fn
 from sdrl.metrics import METRIC_KEYS
 from sdrl.predict import predict_change
 from sdrl.predict.model import load_change_model
@@ -277,7 +277,7 @@ def test_bad_input_and_no_writes_into_data(data, checkpoint, tmp_path, capsys, m
     blocker.write_text("")
     assert "folder" in error(out=blocker / "metrics.json")
     # a failure mid-way leaves no metrics.json behind
-    monkeypatch.setattr("sdrl.evaluate.predict_windows", _failing)
+    monkeypatch.setattr("sdrl.evaluation.predict_windows", _failing)
     with pytest.raises(RuntimeError, match="boom"):
         main(["evaluate", "--data", str(data), "--checkpoint", str(checkpoint), "--out", str(out)])
     assert not out.exists()

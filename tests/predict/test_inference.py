@@ -43,7 +43,7 @@ def tiles(batch: int = 3, size: int = 32, seed: int = 0) -> tuple[torch.Tensor, 
 
 def test_importing_predict_and_evaluate_does_not_import_lightning():
     code = (
-        "import sdrl.predict, sdrl.predict.from_checkpoint, sdrl.evaluate, sys; "
+        "import sdrl.predict, sdrl.predict.from_checkpoint, sdrl.evaluation, sys; "
         "found = sorted(m for m in sys.modules "
         "if m.startswith(('pytorch_lightning', 'lightning'))); "
         "assert not found, found"

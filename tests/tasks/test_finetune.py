@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import shutil
 from pathlib import Path
@@ -273,6 +274,11 @@ def test_bad_input_is_reported_without_traceback(data, pretrained, tmp_path, cap
     assert not (run / "last.ckpt").exists()
     three = tmp_path / "three"
     generate_dataset(three, kind="change", num=4, size=64, bands=3, seed=0)
+    # Bands of unknown wavelength cannot be re-mapped from the checkpoint's 4 bands.
+    meta = json.loads((three / "dataset.json").read_text())
+    meta["bands"] = ["x1", "x2", "x3"]
+    meta["provenance"].pop("wavelengths_nm", None)
+    (three / "dataset.json").write_text(json.dumps(meta))
     message = error(
         *finetune_argv(
             three,
@@ -299,3 +305,25 @@ def test_init_reads_the_checkpoint_header(data, pretrained, tmp_path, capsys):
     assert main([*argv, "--backbone", "swin_tiny_test"]) == 2
     err = capsys.readouterr().err
     assert str(pretrained) in err and "a pretrain checkpoint of a resnet_tiny backbone" in err
+
+
+def test_init_from_other_bands_is_remapped_by_wavelength(pretrained, tmp_path, caplog):
+    rgb = tmp_path / "rgb"
+    generate_dataset(rgb, kind="change", num=4, size=64, bands=3, seed=0)
+    argv = finetune_argv(rgb, tmp_path / "r", "--init", str(pretrained), "--max-steps", "1")
+    with caplog.at_level(logging.INFO):
+        assert main([*argv, "--val-split", "none"]) == 0
+    assert "re-mapped by wavelength from 4 bands" in caplog.text
+
+
+def test_resume_without_a_checkpoint_still_loads_init(data, pretrained, tmp_path):
+    # A requeued job passes --resume from its first start: --init must still be loaded.
+    run = tmp_path / "run"
+    argv = finetune_argv(data, run, "--init", str(pretrained), "--max-steps", "1", "--resume")
+    assert main([*argv, "--val-split", "none"]) == 0
+    pre = read_checkpoint(pretrained)["state_dict"]
+    tuned = read_checkpoint(run / "last.ckpt")["state_dict"]
+    key = next(k for k in tuned if k.startswith("model.encoder.") and tuned[k].ndim == 4)
+    source = pre[key.replace("model.encoder.", "method.backbone.")]
+    # One AdamW step (lr 1e-3) moves each weight by about 1e-3; a fresh init would not match.
+    assert (tuned[key] - source).abs().max() < 0.01

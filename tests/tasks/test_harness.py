@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib
 import pydoc
 from pathlib import Path
 
@@ -83,10 +84,11 @@ def test_last_checkpoint_is_written_before_best_and_steps_agree(
 
 
 def test_python_api_is_listed_by_help():
+    importlib.import_module("sdrl.evaluation")  # the module must not shadow sdrl.evaluate
     text = pydoc.render_doc(sdrl)
-    for name in ("pretrain", "finetune", "evaluate", "predict", "PretrainConfig", "read_header"):
+    for name in ("pretrain", "finetune", "evaluate", "predict_from_checkpoint", "read_header"):
         assert name in text and hasattr(sdrl, name)
-    assert sdrl.pretrain.__doc__ and sdrl.FinetuneConfig.__doc__
+    assert sdrl.pretrain.__doc__ and sdrl.FinetuneConfig.__doc__ and callable(sdrl.evaluate)
 
 
 def test_overwrite_keeps_the_earlier_run_until_the_new_one_is_built(data, tmp_path, capsys):
@@ -100,3 +102,14 @@ def test_overwrite_keeps_the_earlier_run_until_the_new_one_is_built(data, tmp_pa
     assert ((run / "last.ckpt").read_bytes(), (run / "best.ckpt").read_bytes()) == before
     assert main([*argv, "--overwrite", "--seed", "1"]) == 0
     assert (run / "last.ckpt").read_bytes() != before[0]
+
+
+@pytest.mark.parametrize(("every", "probed"), [("1", [1, 2, 3]), ("5", [1, 3])])
+def test_probe_every_flag_sets_the_probed_validations(data, tmp_path, every, probed):
+    run = tmp_path / "run"
+    argv = pretrain_argv(data, run, *HEADS, "--max-steps", "3", "--val-every", "1")
+    assert main([*argv, "--probe-every", every]) == 0
+    with open(run / "metrics.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [int(r["step"]) for r in rows if r.get("val/probe_acc")] == probed
+    assert [int(r["step"]) for r in rows if r.get("val/loss")] == [1, 2, 3]

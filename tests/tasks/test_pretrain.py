@@ -11,22 +11,25 @@ import pytest
 import torch
 import yaml
 
+from sdrl.checkpoint import read_checkpoint
 from sdrl.cli import build_parser, main
 from sdrl.cli.config import apply_config
 from sdrl.cli.options import config_from_args
 from sdrl.data.augment import BitemporalAugment
+from sdrl.data.datasets import PretrainPairDataset
 from sdrl.data.io import open_raster, write_raster
+from sdrl.data.samples import IGNORE_INDEX
 from sdrl.data.synth import generate_dataset
+from sdrl.errors import ConfigError
 from sdrl.models import build_backbone
 from sdrl.ssl.methods import method_names
-from sdrl.checkpoint import read_checkpoint
 from sdrl.tasks.base import TrainingError
-from sdrl.tasks.pretrain.run import pretrain
-from sdrl.tasks.pretrain.config import METHOD_NAMES, PretrainConfig
 from sdrl.tasks.loading import EpochSampler, ShardSampler
 from sdrl.tasks.optim import WarmupDecay, param_groups
+from sdrl.tasks.pretrain.config import METHOD_NAMES, PretrainConfig
 from sdrl.tasks.pretrain.module import PretrainModule
 from sdrl.tasks.pretrain.probe import RegionProbe
+from sdrl.tasks.pretrain.run import pretrain
 from sdrl.tasks.pretrain.views import ViewMaker
 from tests.runs import pretrain_argv, synth_data, tiny_pretrain
 
@@ -199,17 +202,23 @@ def test_region_probe_scores_separable_regions():
         assert probe.count("fit") == 17 and probe.score() == 1.0
 
 
-def test_nan_in_an_image_names_the_tile(data, tmp_path, capsys):
+def test_nan_pixels_are_nodata_in_training(data, tmp_path, capsys):
+    # One policy (issue: non-finite pixels are nodata everywhere): zeroed and ignored in
+    # the masks, so training runs; the base task's finite check stays as a guard.
     bad = copy_dataset(data, tmp_path / "bad")
     tile = bad / "A" / "000003.tif"
     with open_raster(tile) as src:
         pixels, crs, transform = src.read().astype(np.float32), src.crs, src.transform
     pixels[1, 5:9, 5:9] = np.nan
     write_raster(tile, pixels, crs=crs, transform=transform)
+    split = next(n for n in ("train", "val") if "000003" in (bad / "list" / f"{n}.txt").read_text())
+    dataset = PretrainPairDataset(bad, split)
+    sample = dataset[list(dataset.ids).index("000003")]
+    assert torch.isfinite(sample["image_a"]).all()
+    assert (sample["mask_a"][5:9, 5:9] == IGNORE_INDEX).all()
     argv = pretrain_argv(bad, tmp_path / "r", "--method", "simclr")
-    assert main([*argv, *HEADS, "--max-steps", "3"]) == 2
-    err = capsys.readouterr().err
-    assert "NaN or infinite values in tile(s) 000003 (A)" in err and "Traceback" not in err
+    assert main([*argv, *HEADS, "--max-steps", "3"]) == 0
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_band_count_mismatch_with_weights_is_a_clear_error(data, tmp_path, capsys):
@@ -340,3 +349,59 @@ def test_a_missing_validation_split_turns_validation_off(data, tmp_path, caplog)
         module = PretrainDataModule(str(folder), batch_size=2, seed=0)
     assert module.val_set is None and module.val_roles == []
     assert "has no split 'val' (splits: train, all): validation is off" in caplog.text
+
+
+def _probe_flags(run: Path) -> list[bool]:
+    """For each validation in order: whether it scored the probe."""
+    return [bool(r["val/probe_acc"]) for r in read_metrics(run) if r.get("val/loss")]
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        # --val-every 1: validations 1..7, the probe at the 1st, 5th and last (--max-steps).
+        (["--max-steps", "7", "--val-every", "1"], [True, False, False, False, True, False, True]),
+        # Each epoch (3 steps): the 1st, 5th and the last epoch's end.
+        (["--max-epochs", "6"], [True, False, False, False, True, True]),
+        # Every 4 of 6 steps: one validation, the last (no room for another).
+        (["--max-epochs", "2", "--val-every", "4"], [True]),
+    ],
+)
+def test_probe_runs_at_the_first_every_fifth_and_last_validation(data, tmp_path, flags, expected):
+    run = tmp_path / "run"
+    tiny_pretrain(data, run, *HEADS, "--method", "simclr", *flags)
+    assert _probe_flags(run) == expected
+    best = read_checkpoint(run / "best.ckpt")["global_step"]
+    probed = [
+        int(float(r["step"])) for r in read_metrics(run) if r.get("val/probe_acc") not in (None, "")
+    ]
+    assert any(abs(best - step) <= 1 for step in probed)  # best.ckpt comes from a probe
+
+
+def test_probe_fit_tiles_are_read_only_when_the_probe_runs(data, tmp_path, monkeypatch):
+    from sdrl.tasks.pretrain.data import PretrainDataModule
+
+    module = PretrainDataModule(str(data), batch_size=2, seed=0, probe_tiles=4)
+    assert module.val_roles == ["val"] and module.probe_tiles == 4
+    loader = module.probe_fit_dataloader()
+    assert loader is not None and sum(len(b["id"]) for b in loader) == 4
+    assert PretrainDataModule(str(data), 2, 0, probe_tiles=99).probe_tiles == 7  # all tiles
+    assert PretrainDataModule(str(data), 2, 0, val_split=None).probe_fit_dataloader() is None
+    calls = []
+    make = PretrainDataModule.probe_fit_dataloader
+    monkeypatch.setattr(
+        PretrainDataModule, "probe_fit_dataloader", lambda self: calls.append(1) or make(self)
+    )
+    tiny_pretrain(data, tmp_path / "run", *HEADS, "--max-steps", "6", "--val-every", "1")
+    assert len(calls) == 3  # validations 1, 5 and 6 of 6
+
+
+def test_probe_flags_and_full_probe():
+    args = _parse(["pretrain", "--data", "d", "--out", "o", "--probe-every", "3"])
+    config = config_from_args(args, PretrainConfig)
+    assert config.probe_every == 3 and config.probe_tiles == 64
+    with pytest.raises(ConfigError, match="--probe-every: expected a number > 0, found 0"):
+        PretrainConfig(data="d", out="o", probe_every=0)
+    probe = RegionProbe(max_regions=5)
+    probe.add("fit", torch.randn(2, 3, 4), torch.ones(2, 3, dtype=torch.bool))
+    assert probe.count("fit") == 5 and probe.full("fit") and not probe.full("eval")

@@ -35,10 +35,11 @@ from affine import Affine
 
 from sdrl.data.folder import IMAGE_EXTENSIONS, DatasetMeta
 from sdrl.data.io import RasterInfo, Window, read_info, read_raster
+from sdrl.data.outputs import check_output
 from sdrl.data.prep.result import PrepResult
 from sdrl.data.prep.splits import SPLITS
 from sdrl.data.staging import staged_dir
-from sdrl.data.tiling import Tile, tile_grid
+from sdrl.data.tiling import Tile, check_tile_size, tile_grid
 from sdrl.data.writer import DatasetWriter
 from sdrl.errors import ConfigError, DataError
 
@@ -308,6 +309,8 @@ def prepare_folders(
     Returns:
         What was written.
     """
+    check_tile_size(tile)
+    check_output(out, [src], folder=True)
     found = find_pairs(src, split)
     infos = {p: check_pair(p, tile) for pairs in found.values() for p in pairs}
     total = len(infos)

@@ -25,11 +25,10 @@ Output::
     OUT/dataset.json                     gsd 10; crs null unless every city shares one
 
 Unlabelled cities have no ``label/`` file, so they load with ``ChangeDataset`` only through the
-labelled splits; to pretrain on them, make semantic masks of each city's pair with
-``sdrl prep pairs --before OUT/A/<city>.tif --after OUT/B/<city>.tif --masks kmeans:8 --out
-DIR`` (or ``--masks indices``), which writes a pretraining folder. With ``tile``, every city
-is cut into ``<city>_<row>_<col>`` tiles and the lists hold tile ids (a city stays in one
-split).
+labelled splits. The pretraining set of all cities (semantic masks instead of change labels)
+is a second folder, written by :func:`~sdrl.data.prep.oscd_pretrain.prepare_oscd_pretrain`
+(``sdrl prep oscd --pretrain``). With ``tile``, every city is cut into ``<city>_<row>_<col>``
+tiles and the lists hold tile ids (a city stays in one split).
 """
 
 from __future__ import annotations
@@ -42,21 +41,35 @@ import numpy as np
 from affine import Affine
 from rasterio.enums import Resampling
 
+from sdrl.bands import SENSORS
 from sdrl.data.folder import DatasetMeta
 from sdrl.data.grid import align_to, stack_bands
 from sdrl.data.io import RasterInfo, read_info, read_raster
+from sdrl.data.outputs import check_output
 from sdrl.data.prep.result import PrepResult
 from sdrl.data.staging import staged_dir
-from sdrl.data.tiling import tile_grid
+from sdrl.data.tiling import check_tile_size, tile_grid
 from sdrl.data.writer import DatasetWriter
 from sdrl.errors import DataError
 
-__all__ = ["S2_BANDS", "band_files", "prepare_oscd", "read_city_list"]
+__all__ = [
+    "REFERENCE",
+    "S2_BANDS",
+    "City",
+    "band_files",
+    "locate_oscd",
+    "plan_cities",
+    "prepare_oscd",
+    "read_city_list",
+    "stack_date",
+]
 
 log = logging.getLogger(__name__)
 
-S2_BANDS = (*[f"B{i:02d}" for i in range(1, 9)], "B8A", "B09", "B10", "B11", "B12")
-_REFERENCE = S2_BANDS.index("B02")
+S2_BANDS = tuple(b.name for b in SENSORS["sentinel2"].bands)
+"""The 13 Sentinel-2 bands in product order (:mod:`sdrl.bands`)."""
+REFERENCE = S2_BANDS.index("B02")
+"""Index of B02, whose 10 m grid of date 1 every band of a city is stacked onto."""
 _LONG = "Onera Satellite Change Detection dataset - "
 IMAGE_DIRS = ("images", f"{_LONG}Images")
 LABEL_DIRS = {
@@ -70,8 +83,8 @@ CITATION = (
 
 
 @dataclass(frozen=True)
-class _City:
-    """Source files of one city."""
+class City:
+    """Source files of one city (``split``: train, test, or unlabelled without a change map)."""
 
     name: str
     split: str  # train, test, or unlabelled
@@ -153,9 +166,9 @@ def _read_label(path: Path, ref: RasterInfo) -> np.ndarray:
     return label
 
 
-def _stack_date(paths: list[Path], ref: RasterInfo) -> np.ndarray:
+def stack_date(paths: list[Path], ref: RasterInfo) -> np.ndarray:
     """``(13, H, W)`` bands of one date on the reference grid (date 1's B02)."""
-    own = read_info(paths[_REFERENCE])
+    own = read_info(paths[REFERENCE])
     shape = (own.height, own.width)
     if not (own.georeferenced and ref.georeferenced) and shape != (ref.height, ref.width):
         raise DataError(
@@ -166,7 +179,14 @@ def _stack_date(paths: list[Path], ref: RasterInfo) -> np.ndarray:
     return stacked.data[1:]
 
 
-def _plan(images: Path, labels: dict[str, Path | None], lists: dict[str, list[str]]) -> list[_City]:
+def plan_cities(
+    images: Path, labels: dict[str, Path | None], lists: dict[str, list[str]]
+) -> list[City]:
+    """The cities of ``train.txt``, ``test.txt`` and any other folder, with their band files.
+
+    Raises:
+        DataError: A listed city without its folder, a date without its 13 band files.
+    """
     listed = {city: split for split, cities in lists.items() for city in cities}
     extra = sorted(
         p.name for p in images.iterdir() if p.is_dir() and p.name not in listed and p.name[0] != "."
@@ -180,8 +200,38 @@ def _plan(images: Path, labels: dict[str, Path | None], lists: dict[str, list[st
         label = _label_file(labels.get(split), city)
         if label is None and split != "unlabelled":
             log.info("OSCD: no change map for %s (%s); listed as unlabelled", city, split)
-        plan.append(_City(city, split if label is not None else "unlabelled", dates, label))
+        plan.append(City(city, split if label is not None else "unlabelled", dates, label))
     return plan
+
+
+def locate_oscd(
+    src: Path,
+    images: str | Path | None,
+    train_labels: str | Path | None,
+    test_labels: str | Path | None,
+) -> tuple[Path, dict[str, Path | None], dict[str, list[str]]]:
+    """The images folder, the label folders and the official city lists of ``src``.
+
+    Raises:
+        DataError: No images folder, or no ``train.txt``/``test.txt`` in it.
+    """
+    image_dir = _find_dir(src, images, IMAGE_DIRS)
+    if image_dir is None:
+        found = (
+            f"{sorted(p.name for p in src.iterdir())[:10]}" if src.is_dir() else "no such folder"
+        )
+        raise DataError(src / IMAGE_DIRS[0], f"the OSCD images folder ({IMAGE_DIRS[1]!r})", found)
+    lists = {}
+    for split in ("train", "test"):
+        path = image_dir / f"{split}.txt"
+        if not path.is_file():
+            raise DataError(path, "OSCD's list of comma-separated city names", "no such file")
+        lists[split] = read_city_list(path)
+    labels = {
+        "train": _find_dir(src, train_labels, LABEL_DIRS["train"]),
+        "test": _find_dir(src, test_labels, LABEL_DIRS["test"]),
+    }
+    return image_dir, labels, lists
 
 
 def prepare_oscd(
@@ -209,30 +259,24 @@ def prepare_oscd(
         What was written (counts of cities, or of tiles with ``tile``).
     """
     src, out = Path(src), Path(out)
-    image_dir = _find_dir(src, images, IMAGE_DIRS)
-    if image_dir is None:
-        found = (
-            f"{sorted(p.name for p in src.iterdir())[:10]}" if src.is_dir() else "no such folder"
+    check_tile_size(tile)
+    image_dir, labels, lists = locate_oscd(src, images, train_labels, test_labels)
+    check_output(out, [src], folder=True)
+    plan = plan_cities(image_dir, labels, lists)
+    if not plan:
+        raise DataError(
+            image_dir,
+            "city folders (<city>/imgs_1, imgs_2) listed in train.txt/test.txt",
+            "no city",
+            "Point --src (or --images) at the extracted OSCD images",
         )
-        raise DataError(src / IMAGE_DIRS[0], f"the OSCD images folder ({IMAGE_DIRS[1]!r})", found)
-    lists = {}
-    for split in ("train", "test"):
-        path = image_dir / f"{split}.txt"
-        if not path.is_file():
-            raise DataError(path, "OSCD's list of comma-separated city names", "no such file")
-        lists[split] = read_city_list(path)
-    labels = {
-        "train": _find_dir(src, train_labels, LABEL_DIRS["train"]),
-        "test": _find_dir(src, test_labels, LABEL_DIRS["test"]),
-    }
-    plan = _plan(image_dir, labels, lists)
     splits: dict[str, list[str]] = {"train": [], "test": [], "unlabelled": []}
     crs: set[str | None] = set()
     with staged_dir(out, overwrite=overwrite) as root:
         writer = DatasetWriter(root, image_ext=".tif")
         for i, city in enumerate(plan, start=1):
-            ref = read_info(city.dates[0][_REFERENCE])
-            a, b = (_stack_date(paths, ref) for paths in city.dates)
+            ref = read_info(city.dates[0][REFERENCE])
+            a, b = (stack_date(paths, ref) for paths in city.dates)
             label = _read_label(city.label, ref) if city.label is not None else None
             crs.add(ref.crs.to_string() if ref.crs is not None else None)
             size = f"{ref.height}x{ref.width}"
@@ -264,6 +308,9 @@ def prepare_oscd(
                 )
                 splits[city.split].append(city.name)
         splits = {name: ids for name, ids in splits.items() if ids}
+        if not splits:
+            expected = f"cities of at least {tile}x{tile} pixels"
+            raise DataError(image_dir, expected, "only smaller ones", "Use a smaller --tile")
         provenance = {
             "dataset": "OSCD",
             "source": str(src),

@@ -19,8 +19,13 @@ validated on the ground it was trained on. :func:`blocked_split` keeps neighbour
    drops nothing. When it would leave no train tile (a raster barely larger than one tile),
    every tile goes to train instead, with a warning.
 
-Used by ``sdrl prep pairs`` (any stride) and ``sdrl prep whu`` on the whole-image release
-(non-overlapping tiles, blocks of 8, about 80/10/10 by tiles).
+Several rasters (a collection of scenes, :func:`blocked_split_scenes`) get one split: blocks
+are squares of one scene's grid, never straddling two scenes, and are drawn from all scenes
+by one permutation, so the shares hold over the collection.
+
+Used by ``sdrl prep pairs`` (any stride, one pair or a collection), ``sdrl prep oscd
+--pretrain`` (all cities) and ``sdrl prep whu`` on the whole-image release (non-overlapping
+tiles, blocks of 8, about 80/10/10 by tiles).
 """
 
 from __future__ import annotations
@@ -36,7 +41,13 @@ import numpy as np
 from sdrl.data.tiling import Tile
 from sdrl.errors import ConfigError
 
-__all__ = ["SPLITS", "BlockedSplit", "blocked_split", "check_split_options"]
+__all__ = [
+    "SPLITS",
+    "BlockedSplit",
+    "blocked_split",
+    "blocked_split_scenes",
+    "check_split_options",
+]
 
 log = logging.getLogger(__name__)
 
@@ -164,48 +175,97 @@ def blocked_split(
     Raises:
         ConfigError: Options refused by :func:`check_split_options`, or ``step`` below 1.
     """
+    return blocked_split_scenes([tiles], step, val_fraction, test_fraction, block, seed)[0]
+
+
+def blocked_split_scenes(
+    scenes: Sequence[Sequence[Tile]],
+    step: int,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.0,
+    block: int = 4,
+    seed: int = 0,
+) -> list[BlockedSplit]:
+    """One blocked split over the tiles of several rasters (scenes), as :func:`blocked_split`.
+
+    A block is a square of one scene's grid, so no block straddles two scenes; the blocks of
+    every scene are drawn by one seeded permutation, so the shares of val and test tiles hold
+    over the whole collection (one scene may hold none, another several blocks). Tiles of
+    different scenes never overlap: the purge compares tiles within a scene. Block halving and
+    the all-in-train fallback are decided over the collection. With one scene this is exactly
+    :func:`blocked_split`.
+
+    Args:
+        scenes: The tiles of each scene's grid (pixel offsets), in writing order.
+        step: Tile stride in pixels, the same for every scene.
+        val_fraction: Approximate share of all tiles for val, in ``[0, 1)``.
+        test_fraction: Approximate share of all tiles for test, in ``[0, 1)``.
+        block: Block side in tile steps, before any halving.
+        seed: Seed of the block permutation.
+
+    Returns:
+        One :class:`BlockedSplit` per scene (its tiles per split and its dropped tiles, in
+        input order); ``block`` and the options are the collection's.
+
+    Raises:
+        ConfigError: Options refused by :func:`check_split_options`, or ``step`` below 1.
+    """
     check_split_options(val_fraction, test_fraction, block)
     if step < 1:
         raise ConfigError(f"--tile/--stride: expected a positive tile step, found {step}")
+    total = sum(len(tiles) for tiles in scenes)
     held = [f for f in (val_fraction, test_fraction) if f > 0]
-    needed = math.ceil(1 / min(held)) if held and len(tiles) >= 2 else 1
+    needed = math.ceil(1 / min(held)) if held and total >= 2 else 1
     used = block
     while True:
-        keys = _blocks(tiles, used * step)
-        blocks = sorted(set(keys))
+        keys = [
+            [(s, *key) for key in _blocks(tiles, used * step)] for s, tiles in enumerate(scenes)
+        ]
+        blocks = sorted({key for scene in keys for key in scene})
         if len(blocks) >= needed or used == 1:
             break
         used = max(1, used // 2)
     counts = dict.fromkeys(blocks, 0)
-    for key in keys:
+    for key in (key for scene in keys for key in scene):
         counts[key] += 1
     order = [blocks[i] for i in np.random.default_rng(seed).permutation(len(blocks)).tolist()]
     assigned = dict.fromkeys(blocks, "train")
     for name, fraction in (("val", val_fraction), ("test", test_fraction)):
-        target = max(1, round(fraction * len(tiles))) if fraction > 0 else 0
+        target = max(1, round(fraction * total)) if fraction > 0 else 0
         got = 0
         while got < target and len(order) > 1:  # whole blocks until the share is reached
             key = order.pop()
             assigned[key] = name
             got += counts[key]
+    per_scene = [
+        _purge(tiles, [assigned[k] for k in ks]) for tiles, ks in zip(scenes, keys, strict=True)
+    ]
+    if not any(s["train"] for s, _ in per_scene) and any(d for _, d in per_scene):
+        log.warning("tiles of %d px overlap too much for a leak-free split: all in train", step)
+        per_scene = [({"train": list(tiles), "val": [], "test": []}, set()) for tiles in scenes]
+    return [
+        BlockedSplit(
+            splits=splits,
+            dropped=[t for t in tiles if t in dropped],
+            block=used,
+            requested_block=block,
+            step=step,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            seed=seed,
+        )
+        for tiles, (splits, dropped) in zip(scenes, per_scene, strict=True)
+    ]
+
+
+def _purge(tiles: Sequence[Tile], names: Sequence[str]) -> tuple[dict[str, list[Tile]], set[Tile]]:
+    """The tiles of one scene per split, less those overlapping a tile of a later split."""
     splits: dict[str, list[Tile]] = {name: [] for name in SPLITS}
-    for t, key in zip(tiles, keys, strict=True):
-        splits[assigned[key]].append(t)
+    for t, name in zip(tiles, names, strict=True):
+        splits[name].append(t)
     dropped: set[Tile] = set()
     for victim, against in (("train", ("val", "test")), ("val", ("test",))):
         hits = _overlapping(splits[victim], [t for name in against for t in splits[name]])
         dropped.update(t for t, hit in zip(splits[victim], hits, strict=True) if hit)
         splits[victim] = [t for t, hit in zip(splits[victim], hits, strict=True) if not hit]
-    if not splits["train"] and dropped:
-        log.warning("tiles of %d px overlap too much for a leak-free split: all in train", step)
-        splits, dropped = {"train": list(tiles), "val": [], "test": []}, set()
-    return BlockedSplit(
-        splits=splits,
-        dropped=[t for t in tiles if t in dropped],
-        block=used,
-        requested_block=block,
-        step=step,
-        val_fraction=val_fraction,
-        test_fraction=test_fraction,
-        seed=seed,
-    )
+    return splits, dropped

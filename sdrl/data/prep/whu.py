@@ -23,6 +23,7 @@ import logging
 from pathlib import Path
 from typing import Literal
 
+from sdrl.data.outputs import check_output
 from sdrl.data.prep.levir import (
     CLASSES,
     Pair,
@@ -34,7 +35,7 @@ from sdrl.data.prep.levir import (
 from sdrl.data.prep.result import PrepResult
 from sdrl.data.prep.splits import blocked_split, check_split_options
 from sdrl.data.staging import staged_dir
-from sdrl.data.tiling import Tile
+from sdrl.data.tiling import Tile, check_tile_size
 from sdrl.data.writer import DatasetWriter
 from sdrl.errors import ConfigError, DataError
 
@@ -115,6 +116,10 @@ def prepare_whu(
         DataError: Missing or misaligned rasters, or an image without content.
     """
     src, out = Path(src), Path(out)
+    check_tile_size(tile)
+    check_output(
+        out, [src, *(src / p for p in (before, after, label) if p is not None)], folder=True
+    )
     ext = f".{image_format}"
     provenance = {"citation": CITATION, "license": "research use only (see the source)"}
     pair = _whole_image_files(src, before, after, label) if src.is_dir() else None

@@ -22,6 +22,7 @@ from rasterio.crs import CRS
 from rasterio.errors import CRSError
 
 from sdrl.data.folder import DatasetMeta
+from sdrl.data.outputs import check_output
 from sdrl.data.staging import staged_dir
 from sdrl.data.synth.engine import SynthConfig, SynthScene, generate_scene
 from sdrl.data.synth.spectra import CLASSES, band_set
@@ -136,12 +137,14 @@ def generate_dataset(
 
     Raises:
         ConfigError: A parameter is out of range.
-        DataError: ``out`` exists and is not empty while ``overwrite`` is false.
+        DataError: ``out`` exists and is not empty while ``overwrite`` is false, or cannot be
+            written (a path under a file, no permission).
     """
     config = SynthConfig(size, bands, seed, change_rate, misregistration, nuisance, scale)
     if gsd is None:
         gsd = 1.0 if bands in (3, 4) else 10.0
     crs_value = _check(kind, num, gsd, crs, workers)
+    check_output(out, folder=True)  # a path under a file fails here, before any scene
     band_info = band_set(bands)
     splits = scene_splits(num, kind)
     digits = max(6, len(str(num - 1)))

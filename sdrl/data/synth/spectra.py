@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sdrl.bands import COMMON_NAMES, SENSORS
+
 __all__ = [
     "BUILDING",
     "CLASSES",
@@ -36,24 +38,11 @@ CLASSES = ("bare_soil", "vegetation", "forest", "water", "road", "building")
 
 SOIL, VEGETATION, FOREST, WATER, ROAD, BUILDING = range(len(CLASSES))
 
-S2_BANDS = (
-    ("B01", 443.0),
-    ("B02", 490.0),
-    ("B03", 560.0),
-    ("B04", 665.0),
-    ("B05", 705.0),
-    ("B06", 740.0),
-    ("B07", 783.0),
-    ("B08", 842.0),
-    ("B8A", 865.0),
-    ("B09", 945.0),
-    ("B10", 1375.0),
-    ("B11", 1610.0),
-    ("B12", 2190.0),
-)
-"""Sentinel-2 MSI band names and centre wavelengths (nm), in product order."""
+S2_BANDS = tuple((b.name, b.nm) for b in SENSORS["sentinel2"].bands if b.nm is not None)
+"""Sentinel-2 MSI band names and centre wavelengths (nm), in product order (:mod:`sdrl.bands`)."""
 
-RGBN_BANDS = (("red", 665.0), ("green", 560.0), ("blue", 490.0), ("nir", 842.0))
+RGBN_BANDS = tuple((n, b.nm) for n in ("red", "green", "blue", "nir") if (b := COMMON_NAMES[n]).nm)
+"""Red, green, blue and NIR at Sentinel-2's centres (:mod:`sdrl.bands`)."""
 
 # name -> (wavelength anchors nm, reflectance anchors)
 # fmt: off

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,13 +116,26 @@ def model_options(config: FinetuneConfig) -> dict[str, Any]:
     return options
 
 
-def build_model(config: FinetuneConfig, bands: int, options: dict[str, Any]) -> ChangeModel:
+def build_model(
+    config: FinetuneConfig,
+    bands: int,
+    options: dict[str, Any],
+    *,
+    band_names: Sequence[str] | None = None,
+    wavelengths_nm: Sequence[float | None] | None = None,
+    resuming: bool = False,
+) -> ChangeModel:
     """The change model of ``config`` for ``bands`` bands, its encoder from ``config.init``.
 
     Args:
         config: The run's settings (after :func:`resolve_config`).
         bands: Bands ``C`` of each date.
         options: From :func:`model_options`.
+        band_names: The data's band names: an ``--init`` export of other bands is re-mapped
+            to them by wavelength (:func:`~sdrl.models.init.init_encoder`).
+        wavelengths_nm: The data's centre wavelengths where known.
+        resuming: The run continues from its ``last.ckpt`` (which holds the weights): the
+            encoder is not initialised from ``config.init``.
 
     Raises:
         ConfigError: An invalid model, backbone or option.
@@ -131,9 +145,9 @@ def build_model(config: FinetuneConfig, bands: int, options: dict[str, Any]) -> 
         model = build_change_model(config.model, bands, config.backbone, **options)
     except ValueError as error:
         raise ConfigError(f"--model {config.model}: {error}") from None
-    if config.resume:
+    if resuming:
         return model  # the weights come from last.ckpt
-    report = init_encoder(model, config.init)
+    report = init_encoder(model, config.init, bands=band_names, wavelengths_nm=wavelengths_nm)
     if report.loaded:
         adapted = f", first layer adapted to {bands} bands" if report.adapted else ""
         log.info(
@@ -210,7 +224,14 @@ def finetune(config: FinetuneConfig) -> RunResult:
     reseed(config.seed)
     train, val, total = _datasets(config)
     options = model_options(config)
-    model = build_model(config, train.num_bands, options)
+    model = build_model(
+        config,
+        train.num_bands,
+        options,
+        band_names=train.meta.bands,
+        wavelengths_nm=train.meta.provenance.get("wavelengths_nm"),
+        resuming=start.resume_step is not None,
+    )
     weight = config.change_weight
     if weight == "auto":
         weight = auto_change_weight(*count_change_pixels(train))

@@ -1,4 +1,4 @@
-"""The data module of pretraining: training, probe-fit and validation loaders."""
+"""The data module of pretraining: training and validation loaders, and the probe-fit tiles."""
 
 from __future__ import annotations
 
@@ -16,7 +16,12 @@ log = logging.getLogger(__name__)
 
 
 class PretrainDataModule(SplitDataModule):
-    """Training, probe and validation loaders over a pretraining dataset folder.
+    """Training and validation loaders over a pretraining dataset folder, and the probe's tiles.
+
+    The probe-fit tiles are not a validation loader: Lightning would read and embed them at
+    every validation, while the probe is scored only at some
+    (:class:`~sdrl.tasks.pretrain.module.PretrainModule`, ``probe_every``). The module asks
+    for :meth:`probe_fit_dataloader` when it scores the probe.
 
     Args:
         root: The dataset folder.
@@ -29,8 +34,9 @@ class PretrainDataModule(SplitDataModule):
         probe_tiles: Training tiles whose regions fit the validation probe; 0 for no probe.
 
     Attributes:
-        val_roles: What each validation loader is for, in order: ``"probe_fit"`` (training
-            tiles for the probe) and ``"val"`` (the validation split).
+        val_roles: What each validation loader is for: ``["val"]`` (the validation split), or
+            ``[]`` without one.
+        probe_tiles: Training tiles of :meth:`probe_fit_dataloader` (0 without validation).
 
     Raises:
         DataError: A split is missing or has fewer tiles than one batch per process.
@@ -45,7 +51,7 @@ class PretrainDataModule(SplitDataModule):
         crop_size: int | None = None,
         train_split: str = "train",
         val_split: str | None = "val",
-        probe_tiles: int = 256,
+        probe_tiles: int = 64,
     ) -> None:
         train_set = PretrainPairDataset(root, split=train_split, crop_size=crop_size)
         val_set = None
@@ -63,18 +69,16 @@ class PretrainDataModule(SplitDataModule):
         super().__init__(train_set, val_set, batch_size, seed, num_workers)
         self.root = root
         self.probe_tiles = min(probe_tiles, len(self.train_set)) if self.val_set else 0
-        self.val_roles = ["probe_fit", "val"] if self.probe_tiles else ["val"]
-        if self.val_set is None:
-            self.val_roles = []
 
-    def val_dataloader(self) -> list[DataLoader]:
-        """The probe-fit loader (training tiles, fixed) and the validation loader."""
-        if self.val_set is None:
-            return []
+    def probe_fit_dataloader(self) -> DataLoader | None:
+        """This process's share of the probe-fit tiles, or ``None`` without a probe.
+
+        The tiles are fixed for the run: ``probe_tiles`` spread evenly over the training split
+        (the same at every validation, so probe accuracies are comparable across steps).
+        """
+        if not self.probe_tiles:
+            return None
         rank, world = self._rank_world()
-        loaders = []
-        if self.probe_tiles:
-            picks = np.linspace(0, len(self.train_set) - 1, self.probe_tiles).round()
-            fit = ShardSampler(sorted(set(picks.astype(int).tolist())), rank, world)
-            loaders.append(self._eval_loader(self.train_set, fit))
-        return [*loaders, *super().val_dataloader()]
+        picks = np.linspace(0, len(self.train_set) - 1, self.probe_tiles).round()
+        fit = ShardSampler(sorted(set(picks.astype(int).tolist())), rank, world)
+        return self._eval_loader(self.train_set, fit)

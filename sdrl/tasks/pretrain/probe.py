@@ -20,7 +20,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import Tensor
 
-__all__ = ["RegionProbe"]
+__all__ = ["RegionProbe", "Role"]
 
 Role = Literal["fit", "eval"]
 
@@ -62,6 +62,10 @@ class RegionProbe:
     def count(self, role: Role) -> int:
         """Regions collected for ``role``."""
         return self._count[role]
+
+    def full(self, role: Role) -> bool:
+        """Whether ``role`` holds ``max_regions`` rows: embedding more tiles would be wasted."""
+        return self._count[role] >= self.max_regions
 
     def add(self, role: Role, embeddings: Tensor, valid: Tensor) -> None:
         """Add the present regions of a batch.

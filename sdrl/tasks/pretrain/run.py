@@ -39,7 +39,13 @@ log = logging.getLogger(__name__)
 def _build_method(config: PretrainConfig, dataset: PretrainPairDataset) -> PretrainMethod:
     bands = dataset.num_bands
     try:
-        backbone = build_backbone(config.backbone, bands, weights=config.weights)
+        backbone = build_backbone(
+            config.backbone,
+            bands,
+            weights=config.weights,
+            bands=dataset.meta.bands,
+            wavelengths_nm=dataset.meta.provenance.get("wavelengths_nm"),
+        )
     except DataError as error:
         raise DataError(
             error.path,
@@ -116,6 +122,7 @@ def pretrain(config: PretrainConfig) -> RunResult:
         seed=config.seed,
         probe=probe,
         val_roles=data.val_roles,
+        probe_every=config.probe_every,
     )
     if module.probe is not None:
         monitor, mode = "val/probe_acc", "max"

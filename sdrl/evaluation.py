@@ -30,7 +30,6 @@ precision included (:func:`evaluate`).
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from sdrl import __version__
 from sdrl.checkpoint import file_sha256
 from sdrl.data.datasets import ChangeDataset
 from sdrl.data.io import read_info, write_raster
+from sdrl.data.outputs import check_output
 from sdrl.data.staging import write_json_atomic
 from sdrl.errors import ConfigError, DataError
 from sdrl.metrics import ChangeMetrics
@@ -62,8 +62,9 @@ log = logging.getLogger(__name__)
 
 PROTOCOLS = ("whole", "crops")
 IGNORE_HANDLING = (
-    "pixels labelled ignore in label/ and pixels that are nodata in A or B are left out of "
-    "every count (tp, fp, fn, tn); 'ignored' counts them"
+    "pixels labelled ignore in label/ and pixels without data in A or B (their nodata value, "
+    "or any band not finite) are left out of every count (tp, fp, fn, tn); 'ignored' counts "
+    "them all, 'nodata' those without data"
 )
 
 
@@ -144,18 +145,6 @@ class Protocol:
         }
 
 
-def _check_output(out: Path) -> None:
-    """Fail before any computation when ``out`` cannot be written."""
-    if out.is_dir():
-        raise DataError(out, "an output file path (metrics.json)", "a folder")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise DataError(out.parent, "a folder that can be created", f"'{error}'") from None
-    if not os.access(out.parent, os.W_OK | os.X_OK):
-        raise DataError(out.parent, "a writable folder for the metrics", "no write permission")
-
-
 def evaluate(
     data: str | Path,
     checkpoint: str | Path,
@@ -202,19 +191,23 @@ def evaluate(
     Returns:
         The contents of ``metrics.json``: the ⚑ keys ``precision``, ``recall``, ``f1``,
         ``iou``, ``oa``, ``kappa``, ``tp``, ``fp``, ``fn``, ``tn``, then ``ignored``,
-        ``split``, ``tiles`` (images), ``pixels`` (evaluated), ``protocol``, ``threshold``,
-        ``ignore_handling``, ``ignore_label``, ``inference`` (``device`` and the
+        ``nodata`` (pixels without data in A or B, among the ignored), ``split``, ``tiles``
+        (images), ``pixels`` (evaluated), ``protocol``, ``threshold``, ``ignore_handling``,
+        ``ignore_label``, ``inference`` (``device`` and the
         ``precision`` the model ran in: ``32``, ``bf16`` or ``16``), ``checkpoint`` (path,
         sha256, step, model), ``data``, ``sdrl_version``, ``seconds``.
 
     Raises:
         DataError: A pretraining (or foreign) checkpoint, a band count other than the
-            checkpoint's, a missing or empty split, an output that cannot be written.
+            checkpoint's, a missing or empty split, no labelled pixel with data, an output
+            that cannot be written or that is (or holds, or lies inside) an input.
         ConfigError: Invalid protocol settings, an unknown device or precision.
     """
     start = time.perf_counter()
-    out = Path(out)
-    _check_output(out)
+    out = check_output(out, [data, checkpoint], folder=False)
+    if save_predictions is not None:
+        inputs = [data, checkpoint, out]
+        check_output(save_predictions, inputs, folder=True, flag="--save-predictions")
     target = resolve_device(device)
     try:
         resolved = resolve_precision(precision, target)
@@ -228,7 +221,7 @@ def evaluate(
     threshold = loaded.threshold if threshold is None else threshold
     if not 0.0 <= threshold <= 1.0:
         raise ConfigError(f"--threshold: expected a probability in [0, 1], found {threshold}")
-    dataset = ChangeDataset(data, split, cache_stats=False)  # never writes into DATA
+    dataset = ChangeDataset(data, split, cache_stats=False, with_valid=True)  # never writes DATA
     if len(dataset) == 0:
         raise DataError(dataset.folder.root, f"tiles in split {split!r}", "none")
     check_bands(loaded.header, dataset.num_bands, dataset.folder.root)
@@ -243,12 +236,21 @@ def evaluate(
         "batch_size": batch_size,
         "threshold": threshold,
     }
-    metrics = _run(dataset, loaded, proto, options, saver)
+    metrics, nodata = _run(dataset, loaded, proto, options, saver)
     result: dict[str, Any] = dict(metrics.compute())
+    pixels = int(sum(result[k] for k in ("tp", "fp", "fn", "tn")))
+    if pixels == 0:
+        raise DataError(
+            dataset.folder.root,
+            f"labelled pixels with data in both dates in split {split!r}",
+            f"none ({result['ignored']} ignored, {nodata} of them without data)",
+            "Metrics of no pixel would be meaningless; check the labels and the nodata values",
+        )
     result.update(
+        nodata=nodata,
         split=split,
         tiles=len(dataset),
-        pixels=int(sum(result[k] for k in ("tp", "fp", "fn", "tn"))),
+        pixels=pixels,
         protocol=proto.describe(),
         threshold=threshold,
         ignore_handling=IGNORE_HANDLING,
@@ -275,8 +277,8 @@ def _run(
     proto: Protocol,
     options: dict[str, Any],
     saver: _Saver | None,
-) -> ChangeMetrics:
-    """Predict every image, tile batch by tile batch; count the outcomes."""
+) -> tuple[ChangeMetrics, int]:
+    """Predict every image, tile batch by tile batch; count the outcomes and the nodata pixels."""
     target = options["device"]
     model = loaded.model.to(target).eval()
     multiple = tile_multiple(model)
@@ -294,12 +296,14 @@ def _run(
         for sample in loader
     )
     windows = predict_windows(model, images, options["batch_size"], target, options["precision"])
+    nodata = 0
     for sample, prob in tqdm(windows, total=len(dataset), unit="image", disable=not show):
         pred = prob > options["threshold"]
         metrics.update(torch.from_numpy(pred).long(), sample["change"])
+        nodata += int((~sample["valid"]).sum())
         if saver is not None:
             saver.save(sample, pred)
-    return metrics
+    return metrics, nodata
 
 
 class _Saver:

@@ -1,0 +1,49 @@
+"""Argument types of the hand-written sub-commands: numbers checked for their range on parsing.
+
+argparse runs them on the command line's text, and :func:`~sdrl.cli.config.config_value` on
+the values of a ``--config`` file, so a bad number is refused the same way from both, before
+a command does anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+__all__ = [
+    "non_negative_float",
+    "non_negative_int",
+    "positive_float",
+    "positive_int",
+    "probability",
+]
+
+
+def _number(kind: type, test: Callable[[float], bool], what: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, found {text!r}") from None
+        if value != value or not test(value):  # NaN fails every range
+            raise argparse.ArgumentTypeError(f"expected {what}, found {text!r}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its own messages
+    return parse
+
+
+positive_int = _number(int, lambda v: v > 0, "an integer > 0")
+"""An integer of at least 1 (sizes, counts)."""
+
+non_negative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
+"""An integer of at least 0 (overlaps, worker counts)."""
+
+positive_float = _number(float, lambda v: 0 < v < float("inf"), "a finite number > 0")
+"""A finite number above 0 (scales, pixel sizes)."""
+
+non_negative_float = _number(float, lambda v: 0 <= v < float("inf"), "a finite number >= 0")
+"""A finite number of at least 0 (strengths, rates)."""
+
+probability = _number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
+"""A number in ``[0, 1]`` (thresholds, fractions)."""
