@@ -32,8 +32,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--pretrain-steps",
         type=positive_int,
-        default=200,
-        help="steps of each pretraining, sdrl and DetCon (200)",
+        default=300,
+        help="steps of each pretraining, sdrl and DetCon (300)",
     )
     parser.add_argument(
         "--finetune-steps", type=positive_int, default=60, help="steps of each finetuning (60)"

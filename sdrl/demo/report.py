@@ -241,10 +241,11 @@ def write_report(result: DemoResult) -> Path:
         "",
         "- `runs/pretrain_<method>/`: pretraining runs (`config.yaml`, `metrics.csv`, "
         "`last.ckpt`, `best.ckpt`)",
-        "- `runs/finetune_<init>_seed<k>/`: finetuning runs with their test `metrics.json` "
-        "and `best.ckpt`, the model evaluated (`last.ckpt` is removed to save disk space) "
-        f"(and `predictions/` for seed {s.seed}); `metrics_<init>.json`: seed {s.seed}'s "
-        "(`metrics_pretrained.json` is `metrics_sdrl.json`, the name of earlier demos)",
+        "- `runs/finetune_<init>_seed<k>/`: finetuning runs: `config.yaml`, `metrics.csv`, "
+        f"`best.ckpt` (the model evaluated; `last.ckpt` is removed to save disk space), the "
+        f"test `metrics.json` and, for seed {s.seed}, `predictions/`",
+        f"- `metrics_<init>.json`: seed {s.seed}'s test metrics (`metrics_pretrained.json` is "
+        "`metrics_sdrl.json`, under the name of earlier demos)",
         "- `export_sdrl/`: the sdrl backbone as torchvision weights (`weights.safetensors`, "
         '`meta.json`; `sdrl.load_torchvision("export_sdrl")` for the torchvision backbones)',
         f"- `change_map.tif`: the seed-{s.seed} sdrl model's change map of a larger generated "

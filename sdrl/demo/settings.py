@@ -1,8 +1,8 @@
 """The demo's budget: its options, checked before anything is written, and what follows from them.
 
-The defaults fit in 10 minutes on two CPU cores (README, "Set up and run"): 80 scenes of
-96 × 96 px per dataset, ResNet-18, 200 pretraining steps per method (sdrl and the DetCon
-baseline, the same steps and batch), 100 finetuning steps per run on 20 % of the change
+The defaults fit in 10 minutes on two CPU cores (README, "Set up and run"): 100 scenes of
+64 × 64 px per dataset, ResNet-18, 300 pretraining steps per method (sdrl and the DetCon
+baseline, the same steps and batch), 60 finetuning steps per run on 20 % of the change
 training tiles, three initialisations × two finetuning seeds.
 """
 
@@ -60,7 +60,7 @@ class DemoSettings:
     size: int = 64
     seed: int = 0
     backbone: str = "resnet18"
-    pretrain_steps: int = 200
+    pretrain_steps: int = 300
     finetune_steps: int = 60
     batch_size: int = 8
     label_fraction: float = 0.2
