@@ -104,3 +104,16 @@ def test_resume_takes_the_saved_run_config(tmp_path):
     with pytest.raises(SystemExit):  # without --resume the saved config is not used
         apply_config(fresh, ["run", "--out", str(run)])
         fresh.parse_args(["run", "--out", str(run)])
+
+
+def test_help_does_not_import_torch():
+    # `sdrl --help` builds every parser, generated from the task configs: it stays light.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom sdrl.cli import build_parser\nbuild_parser()\n"
+        "heavy = [m for m in ('torch', 'pytorch_lightning') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
