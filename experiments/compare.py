@@ -48,8 +48,6 @@ import importlib.util
 import io
 import json
 import logging
-import os
-import platform
 import statistics
 import sys
 import time
@@ -58,7 +56,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 
 from sdrl import (
@@ -72,6 +69,7 @@ from sdrl import (
 from sdrl.cli.config import apply_config
 from sdrl.data.staging import write_atomic, write_json_atomic
 from sdrl.data.synth import SynthKind
+from sdrl.demo.report import machine
 from sdrl.errors import ConfigError, SdrlError
 from sdrl.evaluation import evaluate
 from sdrl.tasks.loggers import is_global_zero
@@ -511,18 +509,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def _machine(s: Settings) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        names = [ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln]
-        cpu = names[0].split(":", 1)[1].strip() if names else cpu
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (
-        f"{cpu}, {os.cpu_count()} CPU cores, {gpu} (--accelerator {s.accelerator}, --devices "
-        f"{s.devices}); torch {torch.__version__}, sdrl {__version__}, Python "
-        f"{platform.python_version()}"
-    )
+    return f"{machine()} (--accelerator {s.accelerator}, --devices {s.devices})"
 
 
 def write_report(s: Settings, rows: dict, pretrainings: list[dict[str, Any]]) -> None:

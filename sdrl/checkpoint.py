@@ -43,6 +43,7 @@ __all__ = [
     "STATE_KEY",
     "CheckpointHeader",
     "file_sha256",
+    "header_kind",
     "read_checkpoint",
     "read_header",
 ]
@@ -145,7 +146,7 @@ class CheckpointHeader:
                 f"(written by sdrl {block.get('version', '?')}); upgrade sdrl"
             )
         if version == 0:  # sdrl 0.1: no kind on the oldest pretraining checkpoints
-            block.setdefault("kind", "pretrain" if "method" in block else None)
+            block["kind"] = header_kind(block)
             block.pop("rng", None)
             block.pop("skipped_total", None)
         values = {k: block.pop(k) for k in list(block) if k in _FIELDS}
@@ -223,6 +224,17 @@ def _load_problem(error: Exception) -> str:
     return f"unreadable ({one_line(text) or type(error).__name__})"
 
 
+def header_kind(block: dict[str, Any]) -> str | None:
+    """The kind of a stored header (``None`` when it does not say).
+
+    Its ``kind``, or ``pretrain`` for an sdrl 0.1 pretraining header (no ``kind``, a ``method``).
+    """
+    kind = block.get("kind")
+    if kind is None and "method" in block:
+        return "pretrain"
+    return str(kind) if kind is not None else None
+
+
 def read_header(
     source: str | Path | dict[str, Any],
     kinds: Sequence[str] = KINDS,
@@ -251,7 +263,7 @@ def read_header(
             f"a {wanted} with its 'sdrl' header",
             "a checkpoint without one (not written by sdrl)",
         )
-    kind = block.get("kind") or ("pretrain" if "method" in block else None)
+    kind = header_kind(block)
     if kind not in kinds:
         found = f"a {KIND_NAMES.get(kind, kind)} checkpoint" if kind else "an unknown kind"
         if block.get("method"):

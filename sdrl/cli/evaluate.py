@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from sdrl.cli.types import non_negative_int, positive_int, probability
+from sdrl.cli.types import add_inference_flags, non_negative_int, positive_int, probability
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -48,14 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "<id>_compare.png: before | after | truth | prediction (TP white, FP red, FN blue, "
         "ignore grey)",
     )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1...")
-    parser.add_argument(
-        "--precision",
-        default="auto",
-        choices=("auto", "32", "bf16", "16"),
-        help="model precision, shared by sdrl predict and evaluate (default auto: bf16 autocast "
-        "on a GPU that supports it, else 16; 32 on CPU)",
-    )
+    add_inference_flags(parser)
     parser.add_argument(
         "--num-workers", type=non_negative_int, default=0, help="image reader processes"
     )

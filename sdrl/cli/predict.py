@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sdrl.cli.types import non_negative_int, positive_int, probability
+from sdrl.cli.types import add_inference_flags, non_negative_int, positive_int, probability
 from sdrl.errors import ConfigError
 
 
@@ -55,14 +55,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--batch-size", type=positive_int, default=4, help="tiles per pass (default 4)"
     )
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1...")
-    parser.add_argument(
-        "--precision",
-        default="auto",
-        choices=("auto", "32", "bf16", "16"),
-        help="model precision, shared by sdrl predict and evaluate (default auto: bf16 autocast "
-        "on a GPU that supports it, else 16; 32 on CPU)",
-    )
+    add_inference_flags(parser)
     parser.add_argument(
         "--progress-bar", action=argparse.BooleanOptionalAction, help="default: on a terminal"
     )

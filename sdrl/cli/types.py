@@ -11,6 +11,8 @@ import argparse
 from collections.abc import Callable
 
 __all__ = [
+    "PRECISION_CHOICES",
+    "add_inference_flags",
     "non_negative_float",
     "non_negative_int",
     "positive_float",
@@ -47,3 +49,20 @@ non_negative_float = _number(float, lambda v: 0 <= v < float("inf"), "a finite n
 
 probability = _number(float, lambda v: 0 <= v <= 1, "a number in [0, 1]")
 """A number in ``[0, 1]`` (thresholds, fractions)."""
+
+
+PRECISION_CHOICES = ("auto", "32", "bf16", "16")
+"""``--precision`` values: :data:`sdrl.predict.inference.PRECISIONS` (a test checks they agree),
+spelled here so that building the parser imports no torch."""
+
+
+def add_inference_flags(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--precision``, the same for ``sdrl predict`` and ``sdrl evaluate``."""
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1...")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISION_CHOICES,
+        help="model precision, shared by sdrl predict and evaluate (default auto: bf16 autocast "
+        "on a GPU that supports it, else 16; 32 on CPU)",
+    )

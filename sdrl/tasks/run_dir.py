@@ -21,12 +21,12 @@ from pathlib import Path
 
 import yaml
 
-from sdrl.checkpoint import COMMANDS, HEADER_KEY, read_checkpoint
+from sdrl.checkpoint import COMMANDS, HEADER_KEY, header_kind, read_checkpoint
 from sdrl.errors import ConfigError, DataError
 from sdrl.tasks.config import TrainConfig
 from sdrl.tasks.loggers import is_global_zero
 
-__all__ = ["RunStart", "checkpoint_kind", "prepare_run_dir"]
+__all__ = ["RunStart", "prepare_run_dir"]
 
 log = logging.getLogger(__name__)
 
@@ -60,23 +60,11 @@ class RunStart:
                 path.unlink(missing_ok=True)
 
 
-def checkpoint_kind(block: dict) -> str | None:
-    """The kind of run of a checkpoint's ``sdrl`` block: ``pretrain``, ``change`` or ``None``.
-
-    Pretraining checkpoints written before the block had a ``kind`` are recognised by their
-    ``method``.
-    """
-    kind = block.get("kind")
-    if kind is None and "method" in block:
-        return "pretrain"
-    return str(kind) if kind is not None else None
-
-
 def _checkpoint_step(path: Path, expected_kind: str) -> int:
     """The global step stored in a checkpoint (memory-mapped: tensors are not read)."""
     checkpoint = read_checkpoint(path, mmap=True)
     block = checkpoint.get(HEADER_KEY)
-    kind = checkpoint_kind(block) if isinstance(block, dict) else None
+    kind = header_kind(block) if isinstance(block, dict) else None
     if expected_kind and kind is not None and kind != expected_kind:
         raise ConfigError(
             f"{path}: --resume expected a {expected_kind} run, found the last.ckpt of a {kind} "

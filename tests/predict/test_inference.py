@@ -163,3 +163,10 @@ def test_evaluate_and_predict_paths_give_the_same_probabilities(make_tif, tmp_pa
         image = StitchedImage("x", norm_a, norm_b, plan, "centre")
         [(_, exact)] = predict_windows(model, [image], batch_size=2, precision="32")
         assert np.abs(windows - exact).max() > 100 * np.abs(engine - windows).max() + 1e-4
+
+
+def test_cli_precision_choices_match_the_policy():
+    from sdrl.cli.types import PRECISION_CHOICES
+    from sdrl.predict.inference import PRECISIONS
+
+    assert PRECISION_CHOICES == PRECISIONS
