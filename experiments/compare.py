@@ -111,6 +111,7 @@ class Settings:
     out: Path
     data: str | None = None
     pretrain_data: str | None = None
+    pretrain_dir: str | None = None
     eval_data: str | None = None
     inits: list[str] = field(default_factory=list)
     fractions: list[float] = field(default_factory=lambda: [0.1, 1.0])
@@ -139,6 +140,27 @@ class Settings:
     synth_size: int = 64
     synth_bands: int = 4
     synth_seed: int = 0
+
+    @property
+    def pretrain_root(self) -> Path:
+        """Where the pretraining runs live (shared between comparisons with --pretrain-dir)."""
+        return Path(self.pretrain_dir) if self.pretrain_dir else self.out / "pretrain"
+
+    def pretrain_settings(self, method: str) -> dict[str, Any]:
+        """What defines a pretraining run of ``method`` (JSON-ready): reused only if equal."""
+        settings = {
+            "data": str(self.pretrain_data or self.out / "data" / "pretrain"),
+            "steps": self.pretrain_steps,
+            "batch_size": self.pretrain_batch_size,
+            "backbone": self.backbone,
+            "crop_size": self.crop_size,
+            "validations": self.validations,
+            "options": self.pretrain_options,
+            "method_options": self.method_options.get(method, {}),
+        }
+        if self.pretrain_data is None:
+            settings["synth"] = [self.synth_num, self.synth_size, self.synth_bands, self.synth_seed]
+        return json.loads(json.dumps(settings, default=str))
 
     @property
     def heads(self) -> list[str]:
@@ -212,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--out", required=True, help="output folder (resumable)")
     add("--data", help="change dataset folder (default: generated into OUT/data/change)")
     add("--pretrain-data", help="pretraining dataset folder (default: OUT/data/pretrain)")
+    add("--pretrain-dir", metavar="DIR", help="pretraining runs, shared between comparisons "
+        "(e.g. folds of one dataset; default OUT/pretrain); a finished run with other "
+        "pretraining settings is refused")  # fmt: skip
     add("--eval-data", help="change dataset folder evaluated (default --data), e.g. whole images")
     add("--inits", type=_split_list, help=f"initialisations, of {','.join(INITS)} (default: "
         "all; imagenet with --imagenet-weights)")  # fmt: skip
@@ -411,10 +436,21 @@ def _generate_data(s: Settings) -> None:
 
 def _pretrained(s: Settings, method: str, seed: int) -> dict[str, Any]:
     """The shared pretraining of ``method`` (run unless finished): steps, seconds, checkpoint."""
-    run = s.out / "pretrain" / f"{method}_s{seed}"
+    run = s.pretrain_root / f"{method}_s{seed}"
     done = run.parent / f"{run.name}.{DONE}"
+    settings = s.pretrain_settings(method)
     if done.is_file():
         record = json.loads(done.read_text())
+        earlier = record.get("settings", settings)
+        if earlier != settings:
+            changed = sorted(
+                k for k in set(settings) | set(earlier) if settings.get(k) != earlier.get(k)
+            )
+            found = ", ".join(f"{k}: {earlier.get(k)!r} → {settings.get(k)!r}" for k in changed)
+            raise ConfigError(
+                f"{done}: this pretraining ran with other settings ({found}); use another "
+                "--pretrain-dir"
+            )
         if Path(record["checkpoint"]).is_file():
             return dict(record)
     log.info("pretraining %s (seed %d, %d steps) in %s", method, seed, s.pretrain_steps, run)
@@ -426,6 +462,7 @@ def _pretrained(s: Settings, method: str, seed: int) -> dict[str, Any]:
         "steps": result.global_step,
         "seconds": round(time.perf_counter() - start, 2),
         "checkpoint": str(result.last_checkpoint),
+        "settings": settings,
     }
     if is_global_zero():
         write_json_atomic(done, record)
@@ -658,7 +695,12 @@ def run_comparison(s: Settings) -> dict[tuple[str, str, str, str], dict[str, Any
             rows[cell.key] = row
             _write_results(results, rows)
     if is_global_zero():
-        done = sorted((s.out / "pretrain").glob(f"*.{DONE}"))
+        methods = {i for i in s.inits if i in PRETRAIN_METHODS}
+        done = sorted(
+            p
+            for p in s.pretrain_root.glob(f"*.{DONE}")
+            if p.name.split(".")[0].rsplit("_s", 1)[0] in methods
+        )
         write_report(s, rows, [json.loads(p.read_text()) for p in done])
         log.info("results: %s, %s, %s", results, s.out / "results.md", s.out / "f1_vs_fraction.png")
     return rows

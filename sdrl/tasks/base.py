@@ -88,6 +88,10 @@ class BaseTask(pl.LightningModule):
         """The modules whose trainable parameters the optimiser updates."""
         raise NotImplementedError
 
+    def lr_scales(self) -> list[tuple[nn.Module, float]]:
+        """``(module, scale)``: parts of the model trained at ``scale`` × the learning rate."""
+        return []
+
     def augment_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
         """Augment a training batch on the device (generators already reseeded)."""
         return batch
@@ -198,7 +202,9 @@ class BaseTask(pl.LightningModule):
     def configure_optimizers(self) -> Any:
         """Optimiser over the trainable parameters, per-step warm-up + decay schedule."""
         self.total_steps = max(int(self.trainer.estimated_stepping_batches), 1)
-        optimizer, scheduler = self.optim.build(self.trainable_modules(), self.total_steps)
+        optimizer, scheduler = self.optim.build(
+            self.trainable_modules(), self.total_steps, self.lr_scales()
+        )
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step", "frequency": 1},

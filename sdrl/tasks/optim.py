@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -18,8 +18,12 @@ from sdrl.tasks.config import OptimizerName, ScheduleName, TrainConfig
 __all__ = ["OptimSettings", "WarmupDecay", "build_optimizer", "build_scheduler", "param_groups"]
 
 
-def param_groups(modules: Iterable[nn.Module], weight_decay: float) -> list[dict]:
-    """Trainable parameters in two groups: with weight decay, and without it.
+def param_groups(
+    modules: Iterable[nn.Module],
+    weight_decay: float,
+    lr_scales: Sequence[tuple[nn.Module, float]] = (),
+) -> list[dict]:
+    """Trainable parameters in groups: with weight decay and without it (× lr scale).
 
     The split is lightly's (:func:`lightly.models.utils.get_weight_decay_parameters`): biases
     and the parameters of norm layers get no weight decay; with LARS a zero weight decay also
@@ -30,9 +34,13 @@ def param_groups(modules: Iterable[nn.Module], weight_decay: float) -> list[dict
     Args:
         modules: The modules whose parameters are optimised.
         weight_decay: Decay of the first group.
+        lr_scales: ``(module, scale)`` pairs: the parameters of ``module`` get the learning
+            rate × ``scale`` (``lr_scale`` in their group; e.g. a pretrained encoder at 0.1
+            of the head's rate). Parameters of no listed module keep scale 1.
 
     Returns:
-        Parameter groups for a ``torch.optim`` optimiser.
+        Parameter groups for a ``torch.optim`` optimiser; groups with a scale other than 1
+        carry ``lr_scale``, which :func:`build_optimizer` turns into the group's ``lr``.
     """
     decay, no_decay = get_weight_decay_parameters(list(modules))
     seen: set[int] = set()
@@ -46,10 +54,18 @@ def param_groups(modules: Iterable[nn.Module], weight_decay: float) -> list[dict
         return kept
 
     decay, no_decay = keep(decay), keep(no_decay)
-    return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+    scale_of = {id(p): scale for module, scale in lr_scales for p in module.parameters()}
+    groups: list[dict] = []
+    for params, decay_value in ((decay, weight_decay), (no_decay, 0.0)):
+        by_scale: dict[float, list[nn.Parameter]] = {1.0: []}
+        for param in params:
+            by_scale.setdefault(scale_of.get(id(param), 1.0), []).append(param)
+        groups.append({"params": by_scale.pop(1.0), "weight_decay": decay_value})
+        groups += [
+            {"params": members, "weight_decay": decay_value, "lr_scale": scale}
+            for scale, members in by_scale.items()
+        ]
+    return groups
 
 
 def build_optimizer(
@@ -63,13 +79,15 @@ def build_optimizer(
     Args:
         name: ``sgd`` (Nesterov-free momentum SGD), ``adamw`` or ``lars``
             (:class:`lightly.utils.lars.LARS`).
-        groups: Parameter groups from :func:`param_groups` (their weight decay is kept).
+        groups: Parameter groups from :func:`param_groups` (their weight decay is kept; a
+            group's ``lr_scale`` multiplies ``lr`` for its parameters).
         lr: Peak learning rate (the schedule scales it per step).
         momentum: Momentum of SGD and LARS.
 
     Returns:
         The optimiser.
     """
+    groups = [{**g, "lr": lr * g["lr_scale"]} if "lr_scale" in g else dict(g) for g in groups]
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum)
     if name == "adamw":
@@ -190,9 +208,17 @@ class OptimSettings:
             config.poly_power,
         )
 
-    def build(self, modules: Iterable[nn.Module], total_steps: int) -> tuple[Optimizer, LambdaLR]:
-        """The optimiser over ``modules`` and its per-step scheduler for ``total_steps``."""
-        groups = param_groups(modules, self.weight_decay)
+    def build(
+        self,
+        modules: Iterable[nn.Module],
+        total_steps: int,
+        lr_scales: Sequence[tuple[nn.Module, float]] = (),
+    ) -> tuple[Optimizer, LambdaLR]:
+        """The optimiser over ``modules`` and its per-step scheduler for ``total_steps``.
+
+        ``lr_scales`` as in :func:`param_groups`.
+        """
+        groups = param_groups(modules, self.weight_decay, lr_scales)
         optimizer = build_optimizer(self.optimizer, groups, self.lr, self.momentum)
         scheduler = build_scheduler(
             optimizer,

@@ -327,3 +327,31 @@ def test_resume_without_a_checkpoint_still_loads_init(data, pretrained, tmp_path
     source = pre[key.replace("model.encoder.", "method.backbone.")]
     # One AdamW step (lr 1e-3) moves each weight by about 1e-3; a fresh init would not match.
     assert (tuned[key] - source).abs().max() < 0.01
+
+
+def test_encoder_lr_ratio_scales_only_the_encoder_updates(data, pretrained, tmp_path):
+    """SGD without momentum or decay: one step moves each weight by lr × grad, so the
+    encoder's update at ratio r is r × its update at ratio 1, and the decoder's is equal."""
+    pre = read_checkpoint(pretrained)["state_dict"]
+    steps = {}
+    for ratio in ("1", "0.25"):
+        run = tmp_path / f"r{ratio}"
+        argv = finetune_argv(
+            data, run, "--init", str(pretrained), "--val-split", "none", "--max-steps", "1",
+            "--optimizer", "sgd", "--sgd-momentum", "0", "--weight-decay", "0", "--lr", "0.1",
+            "--schedule", "constant", "--warmup-steps", "0", "--augment", "none",
+            "--encoder-lr-ratio", ratio,
+        )  # fmt: skip
+        assert main(argv) == 0
+        steps[ratio] = read_checkpoint(run / "last.ckpt")["state_dict"]
+    enc = "model.encoder.conv1.weight"
+    moved = {
+        r: steps[r][enc] - pre[enc.replace("model.encoder.", "method.backbone.")] for r in steps
+    }
+    assert moved["1"].abs().max() > 0
+    torch.testing.assert_close(moved["0.25"], 0.25 * moved["1"], rtol=1e-3, atol=1e-7)
+    head = [k for k in steps["1"] if k.startswith("model.") and "encoder" not in k]
+    head = [k for k in head if steps["1"][k].is_floating_point() and "running" not in k]
+    assert head
+    for key in head:
+        torch.testing.assert_close(steps["0.25"][key], steps["1"][key], rtol=1e-4, atol=1e-6)

@@ -88,6 +88,12 @@ class FinetuneConfig(TrainConfig):
     )
     model_options: dict[str, Any] = option(default_factory=dict, flag=False)
     freeze_encoder_epochs: int = option(0, "epochs with a frozen encoder first", group="model")
+    encoder_lr_ratio: float = option(
+        1.0,
+        "learning rate of the encoder relative to --lr (e.g. 0.1 keeps more of a pretrained "
+        "encoder; the decoder and head train at --lr)",
+        group="model",
+    )
     loss: LossName = option(
         "ce", "ce: 2-class cross-entropy; bce-dice: 1 logit, BCE + soft Dice", group="model"
     )
@@ -132,6 +138,7 @@ class FinetuneConfig(TrainConfig):
                     "--model siamese to start from pretrained weights"
                 )
         _check_positive("freeze_encoder_epochs", self.freeze_encoder_epochs, allow_zero=True)
+        _check_positive("encoder_lr_ratio", self.encoder_lr_ratio)
         _check_positive("early_stopping_patience", self.early_stopping_patience)
         self.change_weight = parse_change_weight(self.change_weight)
         if isinstance(self.label_fraction, bool) or not 0.0 < float(self.label_fraction) <= 1.0:

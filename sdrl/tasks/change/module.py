@@ -47,6 +47,7 @@ class FinetuneModule(BaseTask):
         freeze_encoder_epochs: Epochs at the start with the encoder frozen (parameters and
             BatchNorm statistics); a linear probe keeps it frozen throughout.
         threshold: Change probability above which a validation pixel counts as change.
+        encoder_lr_ratio: The encoder's learning rate relative to the optimiser's.
     """
 
     def __init__(
@@ -60,6 +61,7 @@ class FinetuneModule(BaseTask):
         seed: int = 0,
         freeze_encoder_epochs: int = 0,
         threshold: float = 0.5,
+        encoder_lr_ratio: float = 1.0,
     ) -> None:
         super().__init__(header, optim, seed)
         if criterion.out_channels != model.out_channels:
@@ -71,6 +73,7 @@ class FinetuneModule(BaseTask):
         self.criterion = criterion
         self.augment = augment
         self.freeze_encoder_epochs = freeze_encoder_epochs
+        self.encoder_lr_ratio = encoder_lr_ratio
         self.threshold = threshold
         self.val_metrics = ChangeMetrics()
         self._always_frozen = model.encoder_frozen
@@ -83,6 +86,12 @@ class FinetuneModule(BaseTask):
         are not (they do not require gradients).
         """
         return [self.model]
+
+    def lr_scales(self) -> list[tuple[nn.Module, float]]:
+        """The encoder at ``encoder_lr_ratio`` × the learning rate (when not 1)."""
+        if self.encoder_lr_ratio == 1.0:
+            return []
+        return [(self.model.encoder, self.encoder_lr_ratio)]
 
     def augment_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
         """The same geometry for both dates and the change mask, photometry per date."""

@@ -246,6 +246,7 @@ def finetune(config: FinetuneConfig) -> RunResult:
         header,
         seed=config.seed,
         freeze_encoder_epochs=config.freeze_encoder_epochs,
+        encoder_lr_ratio=config.encoder_lr_ratio,
         threshold=float(header.extra["threshold"]),
     )
     data = SplitDataModule(train, val, config.batch_size, config.seed, config.workers)
