@@ -23,7 +23,7 @@ from sdrl.errors import ConfigError, SdrlError, describe_os_error, one_line
 
 __all__ = ["build_parser", "main"]
 
-COMMANDS = ("synth", "prep", "info", "train", "evaluate", "predict", "export", "demo")
+COMMANDS = ("synth", "prep", "info", "train", "crop", "evaluate", "predict", "export", "demo")
 """Sub-command modules, in ``--help`` order; ``train`` adds one command per registered task."""
 
 

@@ -15,6 +15,7 @@ module                  role
 :mod:`.loggers`         CSV always, W&B offline, throughput
 ``pretrain/``           self-supervised pretraining (``sdrl pretrain``)
 ``change/``             change-detection finetuning (``sdrl finetune``)
+``crop/``               the hierarchical crop classifier (``sdrl crop train``)
 ======================  ===================================================================
 
 No task imports a sibling task; nothing outside ``sdrl.tasks`` and the command line imports a

@@ -17,7 +17,7 @@ from typing import Any
 
 __all__ = ["TASK_MODULES", "TaskSpec", "task_specs"]
 
-TASK_MODULES = ("sdrl.tasks.pretrain", "sdrl.tasks.change")
+TASK_MODULES = ("sdrl.tasks.pretrain", "sdrl.tasks.change", "sdrl.tasks.crop")
 """The registered tasks, in the order of ``sdrl --help``."""
 
 
@@ -26,7 +26,8 @@ class TaskSpec:
     """What the command line and the harness need to know of a task.
 
     Attributes:
-        command: Sub-command name (``sdrl pretrain``).
+        command: Sub-command name (``sdrl pretrain``); two words make it an action of a
+            command group (``crop train``: ``sdrl crop train``).
         kind: Checkpoint header kind its runs write (``pretrain``, ``change``...).
         config: The config dataclass (a :class:`~sdrl.tasks.config.TrainConfig`).
         run: ``"module:function"`` of ``run(config) -> RunResult``.

@@ -184,7 +184,10 @@ def picture_table(
     from matplotlib.patches import Patch
 
     rows, cols = len(pictures), max(len(r) for r in pictures)
-    extra = 0.5 if legend else 0.0
+    longest = max((len(n) for n in legend), default=1) if legend else 1
+    per_row = max(1, min(len(legend or ()), int(1.9 * cols * 12 / (longest + 4))))
+    legend_rows = -(-len(legend or ()) // per_row)
+    extra = 0.25 * legend_rows + 0.25 if legend else 0.0
     figure, axes = plt.subplots(
         rows, cols, figsize=(1.9 * cols, 1.9 * rows + 0.4 + extra), squeeze=False
     )
@@ -207,7 +210,7 @@ def picture_table(
             Patch(facecolor=(c[0] / 255, c[1] / 255, c[2] / 255), edgecolor="0.5", label=n)
             for n, c in legend.items()
         ]
-        figure.legend(
-            handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False
-        )
-    return _save(figure, out, rect=(0, 0.06, 1, 1) if legend else (0, 0, 1, 1))
+        figure.legend(handles=handles, loc="lower center", ncol=per_row, fontsize=8, frameon=False)
+    height = 1.9 * rows + 0.4 + extra
+    bottom = min(0.9, (extra + 0.05) / height) if legend else 0.0
+    return _save(figure, out, rect=(0, bottom, 1, 1))
