@@ -18,6 +18,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = sorted((ROOT / "experiments" / "configs").glob("*.yaml"))
+PROTOCOLS = {"oscd_dev"}  # configs of experiments/oscd_folds.py, which supplies the data flags
+DATASET_CONFIGS = [c for c in CONFIGS if c.stem not in PROTOCOLS]
 
 # Two initialisations, one fraction and seed, two steps each, the tiny settings of tests/runs.py.
 TINY = [
@@ -118,7 +120,7 @@ def test_tiny_comparison_then_resume(compare, tmp_path, monkeypatch):
         compare.run_comparison(compare.parse_settings(argv))
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+@pytest.mark.parametrize("config", DATASET_CONFIGS, ids=[c.stem for c in DATASET_CONFIGS])
 def test_shipped_configs_parse(compare, config, tmp_path):
     settings = compare.parse_settings(["--config", str(config), "--out", str(tmp_path)])
     assert settings.data is not None and settings.pretrain_data is not None
@@ -127,7 +129,39 @@ def test_shipped_configs_parse(compare, config, tmp_path):
 
 
 def test_shipped_configs_exist():
-    assert {c.stem for c in CONFIGS} >= {"oscd", "levir", "whu"}
+    assert {c.stem for c in CONFIGS} >= {"oscd", "levir", "whu", "oscd_dev"}
+
+
+def test_protocol_config_parses_with_the_data_flags(compare, tmp_path):
+    config = ROOT / "experiments" / "configs" / "oscd_dev.yaml"
+    data = ["--data", "d", "--eval-data", "e", "--pretrain-data", "p"]
+    settings = compare.parse_settings(["--config", str(config), "--out", str(tmp_path), *data])
+    assert settings.finetune_options == {"val_split": "none"}
+    assert {"random", "sdrl", "detcon"} <= set(settings.inits)
+
+
+@pytest.mark.slow
+def test_pretraining_shared_between_comparisons_and_checked(compare, tmp_path, monkeypatch):
+    from sdrl.data.synth import generate_dataset
+
+    for kind in ("change", "pretrain"):
+        generate_dataset(tmp_path / kind, kind=kind, num=12, size=32, bands=4, seed=0)
+    shared = tmp_path / "pretrain_runs"
+    base = [*TINY, "--inits", "sdrl", "--pretrain-dir", str(shared)]
+    base += ["--data", str(tmp_path / "change"), "--pretrain-data", str(tmp_path / "pretrain")]
+    calls = _count_calls(compare, monkeypatch)
+    assert compare.main(["--out", str(tmp_path / "a"), *base]) == 0
+    assert calls["pretrain"] == 1 and (shared / "sdrl_s0.compare_done.json").is_file()
+    assert not (tmp_path / "a" / "pretrain").exists()
+    # another comparison (another finetuning budget) reuses the pretraining
+    calls.update(dict.fromkeys(calls, 0))
+    assert compare.main(["--out", str(tmp_path / "b"), *base, "--finetune-steps", "3"]) == 0
+    assert calls["pretrain"] == 0 and calls["finetune"] == 1
+    assert "sdrl" in (tmp_path / "b" / "results.md").read_text()
+    # other pretraining settings in the same --pretrain-dir: refused, naming the setting
+    changed = compare.parse_settings(["--out", str(tmp_path / "c"), *base, "--pretrain-steps", "3"])
+    with pytest.raises(ConfigError, match="steps: 2 → 3"):
+        compare.run_comparison(changed)
 
 
 def test_defaults_and_flags(compare, tmp_path):

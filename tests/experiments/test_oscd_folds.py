@@ -1,0 +1,74 @@
+"""experiments/oscd_folds.py: folds hold every city out once; fold folders; the aggregate."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CITIES = ["abudhabi", "beihai", "mumbai", "paris", "pisa"]
+
+
+@pytest.fixture(scope="module")
+def folds() -> ModuleType:
+    name = "sdrl_experiments_oscd_folds"
+    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / "oscd_folds.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("count", [2, 3, 5])
+def test_every_city_is_held_out_exactly_once(folds, count):
+    held = [c for k in range(count) for c in folds.held_out(CITIES, count, k)]
+    assert sorted(held) == sorted(CITIES)
+
+
+def _folder(root: Path, ids: list[str]) -> None:
+    for sub in ("A", "B", "label"):
+        (root / sub).mkdir(parents=True)
+        for tile in ids:
+            (root / sub / f"{tile}.tif").write_bytes(b"")
+    (root / "dataset.json").write_text(json.dumps({"kind": "change", "provenance": {}}))
+
+
+def test_fold_folders_split_tiles_by_city(folds, tmp_path):
+    tiles = [f"{c}_{y:04d}_0000" for c in CITIES for y in (0, 96)]
+    _folder(tmp_path / "tiles", tiles)
+    _folder(tmp_path / "whole", CITIES)
+    root = folds.write_fold(tmp_path, CITIES, 2, 1)
+    test = (root / "whole" / "list" / "test.txt").read_text().split()
+    train = (root / "tiles" / "list" / "train.txt").read_text().split()
+    assert test == folds.held_out(CITIES, 2, 1) == ["beihai", "paris"]
+    assert train == sorted(t for t in tiles if not t.startswith(("beihai_", "paris_")))
+    assert (root / "tiles" / "A").resolve() == (tmp_path / "tiles" / "A").resolve()
+    meta = json.loads((root / "whole" / "dataset.json").read_text())
+    assert meta["provenance"]["held_out"] == ["beihai", "paris"]
+
+
+def test_aggregate_means_over_folds_and_seeds(folds, tmp_path):
+    for fold, values in enumerate([(0.2, 0.4), (0.6, 0.8)]):
+        out = tmp_path / f"xfold{fold}"
+        out.mkdir()
+        with (out / "results.csv").open("w", newline="") as file:
+            writer = csv.DictWriter(file, ["init", "head", "fraction", "seed", "f1", "iou"])
+            writer.writeheader()
+            for seed, f1 in enumerate(values):
+                writer.writerow(
+                    {"init": "sdrl", "head": "fpn", "fraction": "1", "seed": seed, "f1": f1,
+                     "iou": f1 / 2}
+                )  # fmt: skip
+    folds.aggregate(tmp_path, "x", 2, CITIES, ["--seeds", "0,1"])
+    report = (tmp_path / "xresults.md").read_text()
+    assert "| sdrl | fpn | 1 | 4 | 0.500 ± 0.258 | 0.250 ± 0.129 | 0.300 / 0.700 |" in report
+    with (tmp_path / "xresults.csv").open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [r["fold"] for r in rows] == ["0", "0", "1", "1"]
