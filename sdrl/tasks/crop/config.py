@@ -12,7 +12,7 @@ crop is a third of it).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from sdrl.errors import ConfigError
 from sdrl.tasks.config import TrainConfig, _check_positive, option
@@ -66,6 +66,11 @@ class CropConfig(TrainConfig):
         group="model",
         metavar="DIR",
     )
+    crop_size: int | None = option(
+        None,
+        "random crops of this many S2 pixels (a multiple of 3: EnMAP's grid is 3x coarser)",
+        group="data",
+    )
     decoding: Decoding = option(
         "independent",
         "independent: each level's argmax (H2Crop); consistent: the best path through the "
@@ -90,7 +95,11 @@ class CropConfig(TrainConfig):
     )
 
     def __post_init__(self) -> None:
+        # TrainConfig wants crops of a multiple of 32 (backbones that downsample by 32); the
+        # crop model takes any size, but EnMAP's grid needs a multiple of 3 (checked below).
+        crop_size, self.crop_size = self.crop_size, None
         super().__post_init__()
+        self.crop_size = crop_size
         _check_positive("months", self.months)
         if self.crop_size is not None and (self.crop_size % 3 or self.crop_size < 3):
             raise ConfigError(
@@ -104,3 +113,13 @@ class CropConfig(TrainConfig):
                 "--spectral-init: sdrl exports are 2D backbones; pass --spectral-encoder "
                 "resnet18 or swin_t (the export's architecture)"
             )
+
+    def to_flat(self) -> dict[str, Any]:
+        """The config as flag-name keys: a valid ``--config`` of ``sdrl crop train``.
+
+        ``backbone`` is left out: it has no flag here (the streams are set by ``--size``), and
+        ``--config`` refuses keys without a flag.
+        """
+        out = super().to_flat()
+        out.pop("backbone", None)
+        return out

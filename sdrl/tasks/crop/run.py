@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from sdrl import __version__
 from sdrl.checkpoint import CheckpointHeader
 from sdrl.data.crop.augment import CropAugment
 from sdrl.data.crop.dataset import CropDataset
-from sdrl.data.crop.folder import CropFolderInfo, crop_folder_info
+from sdrl.data.crop.folder import CropFolder, CropFolderInfo, crop_folder_info
 from sdrl.data.crop.stats import CropStats, load_stats
 from sdrl.data.crop.taxonomy import Taxonomy, load_taxonomy
 from sdrl.errors import ConfigError, DataError
@@ -81,12 +82,23 @@ def build_model(
     """
     if config.months > info.months:
         raise ConfigError(
-            f"--months {config.months}: the patches of {info.root} hold {info.months} months"
+            f"--months {config.months}: the patches of {info.root} hold {info.months} months "
+            f"({_first_patch(info)} has {info.months}); pass --months {info.months} or fewer"
         )
     if config.enmap and info.enmap_bands is None:
-        raise ConfigError(f"{info.root}: the patches have no EnMAP cube; pass --no-enmap")
+        raise DataError(
+            _first_patch(info),
+            "an EnMAP cube (key EnMAP or EnMAP_data) for the EnMAP stream",
+            "none",
+            "Pass --no-enmap to train on Sentinel-2 only",
+        )
     if config.priors and not info.priors:
-        raise ConfigError(f"--priors: the patches of {info.root} have no prior/priors key")
+        raise DataError(
+            _first_patch(info),
+            "the previous year's labels (key prior or priors) for --priors",
+            "none",
+            "Drop --priors",
+        )
     model = build_crop_model(
         CropModelConfig(
             num_classes=taxonomy.num_classes,
@@ -108,6 +120,11 @@ def build_model(
         names = init_spectral_from_export(model, config.spectral_init, bands)
         log.info("--spectral-init %s: %d tensors loaded", config.spectral_init, len(names))
     return model
+
+
+def _first_patch(info: CropFolderInfo) -> Path:
+    """The file whose header :func:`crop_folder_info` describes (for error messages)."""
+    return CropFolder(info.root).files(info.splits[0])[1][0]
 
 
 def _stats(config: CropConfig) -> CropStats | None:
