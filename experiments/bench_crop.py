@@ -14,9 +14,8 @@ Two parts, both written into ``--out``:
      layer is re-mapped by wavelength to EnMAP's 218 bands);
    * temporal stream: ``--temporal-init`` from ``sdrl export --bands sentinel2-10 --temporal T``
      of an ``sdrl pretrain`` of the Swin whose shape the size's video Swin has, when sdrl has
-     one (``default`` ↔ ``swin_t``; the ``tiny`` preset's embed 12 matches no ``sdrl
-     pretrain`` backbone, ``swin_tiny_test`` has embed 24, so at ``tiny`` only the EnMAP
-     stream is initialised and the S2-only sdrl-init cell is left out, said in results.md).
+     one (``tiny`` ↔ the test-size ``swin_tiny_test``, ``default`` ↔ ``swin_t``; for a size
+     without one the temporal stream is not initialised and results.md says so).
      ``--temporal-export`` / ``--spectral-export`` take ready exports instead (e.g. a
      ``swin_t`` pretrained on a GPU, for ``--model-size default``).
 

@@ -102,9 +102,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"sdrl: error: {describe_os_error(error)}", file=sys.stderr)
         return 2
+    except RuntimeError as error:
+        message = None if debug else loader_process_error(error)
+        if message is None:
+            raise
+        print(f"sdrl: error: {message}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("sdrl: interrupted", file=sys.stderr)
         return 130
+
+
+def loader_process_error(error: BaseException) -> str | None:
+    """The one line of an sdrl error raised in a DataLoader worker process, else ``None``.
+
+    torch re-raises a worker's exception in the main process by calling its class with the
+    worker's traceback as the only argument; sdrl's errors take several arguments, so torch
+    raises a ``RuntimeError("Caught DataError in DataLoader worker process 0. Original
+    Traceback ...")`` instead. Its last line is the worker's ``module.Class: message``.
+    """
+    text = str(error)
+    if not text.startswith("Caught ") or "DataLoader worker process" not in text:
+        return None
+    last = text.strip().splitlines()[-1]
+    name, sep, message = last.partition(": ")
+    if not sep or not name.startswith("sdrl."):
+        return None
+    return one_line(message)
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str], debug: bool) -> argparse.Namespace:

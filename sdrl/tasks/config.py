@@ -352,7 +352,9 @@ class TrainConfig:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name not in self.OPTION_TABLES:
+            # a field without a flag (``backbone`` of a task whose model has none) is no
+            # setting of the command: ``--config`` would refuse it
+            if f.name not in self.OPTION_TABLES and f.metadata.get("flag", True):
                 out[f.name.replace("_", "-")] = value
         # Actions, not settings: a saved config starts a run; resuming is asked for each time.
         out["resume"] = out["overwrite"] = False

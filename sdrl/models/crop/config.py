@@ -7,7 +7,7 @@
 size       temporal stream (video Swin, patch      EnMAP stream ("transformer")
            2x4x4)
 =========  ======================================  ===========================================
-``tiny``   embed 12, depths 1,1,1,1, heads         pixel d 8 (1 block), band d 8 (1 layer);
+``tiny``   embed 24, depths 1,1,1,1, heads         pixel d 8 (1 block), band d 8 (1 layer);
            1,1,2,2, window 8x4x4; decoder 16..8    for tests, well under 1 M parameters
 ``default``  Swin-T: embed 96, depths 2,2,6,2,     pixel d 192 (2 blocks), band d 128 (2 layers)
            heads 3,6,12,24, window 8x7x7 (loads
@@ -18,7 +18,7 @@ size       temporal stream (video Swin, patch      EnMAP stream ("transformer")
            decoder 1024..128 (H2Crop's neck)       parameters with EnMAP
 =========  ======================================  ===========================================
 
-The ``tiny`` temporal stream has the shape of ``swin_tiny_test`` with ``embed_dim=12``, so an
+The ``tiny`` temporal stream has the shape of ``swin_tiny_test`` (embed 24), so an
 export of that test backbone initialises it (the tests do this).
 """
 
@@ -77,7 +77,7 @@ class CropSizes:
 
 PRESETS: dict[str, CropSizes] = {
     "tiny": CropSizes(
-        embed_dim=12,
+        embed_dim=24,
         depths=(1, 1, 1, 1),
         num_heads=(1, 1, 2, 2),
         window=(8, 4, 4),

@@ -12,7 +12,7 @@ crop is a third of it).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from sdrl.errors import ConfigError
 from sdrl.tasks.config import TrainConfig, _check_positive, option
@@ -113,13 +113,3 @@ class CropConfig(TrainConfig):
                 "--spectral-init: sdrl exports are 2D backbones; pass --spectral-encoder "
                 "resnet18 or swin_t (the export's architecture)"
             )
-
-    def to_flat(self) -> dict[str, Any]:
-        """The config as flag-name keys: a valid ``--config`` of ``sdrl crop train``.
-
-        ``backbone`` is left out: it has no flag here (the streams are set by ``--size``), and
-        ``--config`` refuses keys without a flag.
-        """
-        out = super().to_flat()
-        out.pop("backbone", None)
-        return out

@@ -73,7 +73,7 @@ def trained(data) -> Path:
 def swin_export(data) -> Path:
     """An ``sdrl export --temporal 4`` of a swin_tiny_test at the tiny preset's width."""
     folder = data.parent
-    fake_checkpoint(folder / "swin.ckpt", "swin_tiny_test", S2, seed=3, embed_dim=12)
+    fake_checkpoint(folder / "swin.ckpt", "swin_tiny_test", S2, seed=3)
     return export_backbone(folder / "swin.ckpt", folder / "video", temporal=MONTHS).out
 
 
@@ -348,13 +348,6 @@ def test_bad_input_is_one_line(data, trained, swin_export, tmp_path, capsys):
     assert str(change) in error(*argv, "--out", str(tmp_path / "maps"))
 
 
-@pytest.mark.xfail(
-    raises=RuntimeError,
-    strict=True,
-    reason="a DataError raised in a DataLoader worker reaches the command line as torch's "
-    "RuntimeError('Caught DataError in DataLoader worker process 0...'): a traceback and "
-    "exit 1 (sdrl/cli/__init__.py or sdrl/errors.py should unwrap it)",
-)
 def test_a_broken_patch_read_by_a_loader_process_is_one_line(data, tmp_path, capsys):
     copy = tmp_path / "data"
     shutil.copytree(data, copy)
