@@ -166,7 +166,7 @@ def test_pretraining_shared_between_comparisons_and_checked(compare, tmp_path, m
 
 def test_defaults_and_flags(compare, tmp_path):
     settings = compare.parse_settings(["--out", str(tmp_path), "--fractions", "0.1, 1"])
-    assert settings.inits == ["random", "simclr", "moco", "byol", "detcon", "sdrl"]
+    assert settings.inits == ["random", "supervised", "simclr", "moco", "byol", "detcon", "sdrl"]
     assert settings.fractions == [0.1, 1.0] and settings.seeds == [0, 1]
     weights = ["--imagenet-weights", "w.pth", "--finetune-option", "lr=0.01"]
     settings = compare.parse_settings(["--out", str(tmp_path), *weights])
@@ -176,7 +176,7 @@ def test_defaults_and_flags(compare, tmp_path):
 @pytest.mark.parametrize(
     ("flags", "message"),
     [
-        (["--inits", "random,supervised"], "supervised segmentation pretraining"),
+        (["--inits", "random,supervised", "--method-option", "supervise:level=c5"], "METHOD:KEY"),
         (["--inits", "imagenet"], "--imagenet-weights"),
         (["--inits", "sdrll"], "expected some of"),
         (["--finetune-option", "label_fraction=0.5"], "set by the comparison"),

@@ -310,9 +310,9 @@ def test_build_method_errors():
 
 
 def test_registry_and_options():
-    assert method_names() == ["sdrl", "simclr", "moco", "byol", "detcon"]
+    assert method_names() == ["sdrl", "simclr", "moco", "byol", "detcon", "supervised"]
     assert {m.name for m in METHODS.values()} == set(method_names())
-    assert {n for n, m in METHODS.items() if m.needs_masks} == {"sdrl", "detcon"}
+    assert {n for n, m in METHODS.items() if m.needs_masks} == {"sdrl", "detcon", "supervised"}
     assert method_options("sdrl")["level"] == "p2"
     assert method_options("moco")["memory_bank_size"] == 4096
 

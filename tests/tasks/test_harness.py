@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib
 import pydoc
 from pathlib import Path
@@ -40,9 +41,16 @@ def test_each_registered_task_is_a_command_with_generated_flags(capsys):
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     for spec in task_specs():
-        assert spec.command in commands
-        flags = {a.dest for a in commands[spec.command]._actions}
-        assert {"max_steps", "lr", "backbone", "resume"} <= flags
+        *group, name = spec.command.split()  # "crop train": an action of `sdrl crop`
+        choices = commands
+        if group:
+            sub = commands[group[0]]._subparsers._group_actions[0]  # type: ignore[union-attr]
+            choices = sub.choices
+        assert name in choices
+        flags = {a.dest for a in choices[name]._actions}
+        assert {"max_steps", "lr", "resume", "seed", "devices", "precision"} <= flags
+        fields = {f.name for f in dataclasses.fields(spec.config) if f.metadata.get("flag")}
+        assert fields <= flags
     for command in ("pretrain", "finetune"):
         with pytest.raises(SystemExit):
             main([command, "--help"])

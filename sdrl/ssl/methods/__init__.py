@@ -1,4 +1,7 @@
-"""Pretraining methods: the sdrl objective and the SimCLR, MoCo v2, BYOL and DetCon baselines.
+"""Pretraining methods: the sdrl objective, its self-supervised and supervised baselines.
+
+The baselines are SimCLR, MoCo v2, BYOL and DetCon, and in-domain supervised pretraining on
+the masks.
 
 Shape letters: ``B`` batch, ``C`` bands, ``H``/``W`` image rows/columns, ``K`` semantic classes
 (regions), ``D`` embedding dim.
@@ -8,15 +11,16 @@ mask1, mask2)`` returns ``loss`` plus detached terms, ``momentum_update(progress
 each optimiser step, ``region_embeddings(images, masks)`` feeds the validation probe, and
 ``backbone`` is the encoder that is exported. :func:`build_method` builds one by name.
 
-==========  =====  ========================================================================
-name        masks  what
-==========  =====  ========================================================================
-``sdrl``    yes    region pooling (FPN P2 or C5) → projection → :class:`~sdrl.ssl.SDRLLoss`
-``simclr``  no     global pooling of C5 → SimCLR head → NT-Xent
-``moco``    no     MoCo v2: momentum key encoder, memory bank of negatives
-``byol``    no     BYOL: predictor, momentum target, negative cosine similarity
-``detcon``  yes    DetCon-S (default) or DetCon-B on C5 region pooling
-==========  =====  ========================================================================
+==============  =====  ========================================================================
+name            masks  what
+==============  =====  ========================================================================
+``sdrl``        yes    region pooling (FPN P2 or C5) → projection → :class:`~sdrl.ssl.SDRLLoss`
+``simclr``      no     global pooling of C5 → SimCLR head → NT-Xent
+``moco``        no     MoCo v2: momentum key encoder, memory bank of negatives
+``byol``        no     BYOL: predictor, momentum target, negative cosine similarity
+``detcon``      yes    DetCon-S (default) or DetCon-B on C5 region pooling
+``supervised``  yes    semantic segmentation of the masks: FPN P2 (or C5) → 1×1 conv → CE
+==============  =====  ========================================================================
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from sdrl.ssl.methods.detcon import DetConMethod
 from sdrl.ssl.methods.moco import MoCoMethod
 from sdrl.ssl.methods.sdrl import SDRLMethod
 from sdrl.ssl.methods.simclr import SimCLRMethod
+from sdrl.ssl.methods.supervised import SupervisedMethod
 
 __all__ = [
     "METHODS",
@@ -40,6 +45,7 @@ __all__ = [
     "PretrainMethod",
     "SDRLMethod",
     "SimCLRMethod",
+    "SupervisedMethod",
     "build_method",
     "method_names",
     "method_options",
@@ -51,6 +57,7 @@ METHODS: dict[str, type[PretrainMethod]] = {
     "moco": MoCoMethod,
     "byol": BYOLMethod,
     "detcon": DetConMethod,
+    "supervised": SupervisedMethod,
 }
 """Each method's class by name."""
 

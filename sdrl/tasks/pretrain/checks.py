@@ -71,7 +71,16 @@ def warn_about_masks(dataset: PretrainPairDataset, method: str, needs_masks: boo
         return census
     names = dataset.meta.classes
     where = f"{dataset.folder.root}: {census.tiles} sampled masks of split {dataset.split!r}"
-    if len(census.classes) <= 1:
+    if len(census.classes) <= 1 and method == "supervised":
+        found = names[census.classes[0]] if census.classes else "no labelled pixel"
+        log.warning(
+            "%s hold one class only (%s): supervised pretraining has one class to learn and "
+            "teaches the encoder nothing; consider richer masks (sdrl prep pairs --masks "
+            "kmeans:8 or indices)",
+            where,
+            found,
+        )
+    elif len(census.classes) <= 1:
         found = names[census.classes[0]] if census.classes else "no labelled pixel"
         log.warning(
             "%s hold one class only (%s): the %s decoupling term (different regions of one "
@@ -81,7 +90,7 @@ def warn_about_masks(dataset: PretrainPairDataset, method: str, needs_masks: boo
             found,
             method,
         )
-    elif census.multi_region_tiles == 0:
+    elif census.multi_region_tiles == 0 and method != "supervised":
         log.warning(
             "%s each hold one class only: the %s decoupling term has no pair of regions "
             "within an image and does nothing; training runs",

@@ -16,7 +16,7 @@ from sdrl.tasks.config import (
 
 __all__ = ["METHOD_NAMES", "METHOD_OPTIONS", "MethodName", "PretrainConfig"]
 
-MethodName = Literal["sdrl", "simclr", "moco", "byol", "detcon"]
+MethodName = Literal["sdrl", "simclr", "moco", "byol", "detcon", "supervised"]
 METHOD_NAMES: tuple[str, ...] = get_args(MethodName)
 """The methods of :data:`sdrl.ssl.methods.METHODS` (a test checks that they agree)."""
 
@@ -35,7 +35,9 @@ METHOD_OPTIONS: dict[str, OptionSpec] = {
         "foreground class ids, e.g. 4,5 (sdrl swap term and anchors)", list
     ),
     "anchors": OptionSpec("cross-view anchors (sdrl)", str, ("all", "foreground")),
-    "level": OptionSpec("pooled feature level: FPN P2 or C5 (sdrl)", str, ("p2", "c5")),
+    "level": OptionSpec(
+        "pooled or classified feature level: FPN P2 or C5 (sdrl, supervised)", str, ("p2", "c5")
+    ),
     "form": OptionSpec("loss form (sdrl)", str, ("contrastive", "predictor")),
     "target": OptionSpec("target of the predictor form (sdrl)", str, ("momentum", "stopgrad")),
     "rule": OptionSpec(
@@ -48,7 +50,9 @@ METHOD_OPTIONS: dict[str, OptionSpec] = {
     ),
     "memory_bank_size": OptionSpec("negatives kept in the memory bank (moco)", int),
     "variant": OptionSpec("DetCon variant: SimCLR-like or BYOL-like (detcon)", str, ("s", "b")),
-    "fpn_channels": OptionSpec("channels of the FPN whose P2 is pooled (sdrl, level p2)", int),
+    "fpn_channels": OptionSpec(
+        "channels of the FPN whose P2 is used (sdrl, supervised; level p2)", int
+    ),
 }
 """Method options with a flag of their own; any other goes through ``--method-option K=V``."""
 
@@ -88,7 +92,7 @@ class PretrainConfig(TrainConfig):
     backbone: str = option(
         "resnet18", f"backbone: {', '.join(BACKBONE_NAMES)}", group="model", metavar="NAME"
     )
-    method: MethodName = option("sdrl", "self-supervised method", group="model")
+    method: MethodName = option("sdrl", "pretraining method", group="model")
     weights: str | None = option(
         None,
         "initial backbone weights: a local state dict, checkpoint, .safetensors or sdrl export; "
