@@ -117,6 +117,8 @@ def predict_windows(
 
     for image in images:
         for p, x in image.tiles():
+            if queue and x.shape != queue[0][2].shape:  # an image smaller than the window
+                yield from flush()
             queue.append((image, p, x))
             if len(queue) == batch_size:
                 yield from flush()

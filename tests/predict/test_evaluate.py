@@ -294,3 +294,24 @@ def test_bad_input_and_no_writes_into_data(data, checkpoint, tmp_path, capsys, m
 def _failing(*args, **kwargs):
     raise RuntimeError("boom")
     yield
+
+
+def test_windows_of_different_sizes_are_never_batched_together(data, checkpoint):
+    """Images smaller than the window are predicted in one pass of their own size: a batch
+    must not mix those with other images' windows (np.stack failed on OSCD's small cities)."""
+    loaded = load_change_model(checkpoint)
+    dataset = ChangeDataset(data, "all")
+    samples = [dataset[i] for i in range(3)]
+    plans = [TilePlan.build(64, 64, 32, 12), TilePlan.build(64, 64, 64, 0)] * 2
+
+    def images() -> list[StitchedImage]:
+        return [
+            StitchedImage(i, s["image_a"].numpy(), s["image_b"].numpy(), plan, "blend")
+            for i, (s, plan) in enumerate(zip(samples * 2, plans[:3] * 2, strict=True))
+        ]
+
+    batched = dict(predict_windows(loaded.model, images(), batch_size=5))
+    alone = dict(predict_windows(loaded.model, images(), batch_size=1))
+    assert sorted(batched) == sorted(alone) == list(range(6))
+    for key, prob in alone.items():
+        np.testing.assert_allclose(batched[key], prob, atol=1e-6)
