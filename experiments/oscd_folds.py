@@ -192,11 +192,8 @@ def aggregate(
     write_text(work / f"{name}results.md", ("\n".join(lines) + "\n"))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    own, compare_argv = (
-        (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if ("--" in argv) else (argv, [])
-    )
+def build_parser() -> argparse.ArgumentParser:
+    """The flags before ``--`` (those after it are compare.py's)."""
     parser = argparse.ArgumentParser(prog="oscd_folds.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--src", required=True, help="OSCD's raw layout (e.g. oscd_dev10)")
     parser.add_argument("--work", required=True, help="folder for data, folds and results")
@@ -214,6 +211,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--pretrain-dir", help="pretraining runs (default WORK/runs_pretrain), shared by folds"
     )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    own, compare_argv = (
+        (argv[: argv.index("--")], argv[argv.index("--") + 1 :]) if ("--" in argv) else (argv, [])
+    )
+    parser = build_parser()
     a = parser.parse_args(own)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     work = Path(a.work)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import io
 import itertools
@@ -85,6 +86,9 @@ TINY_BACKBONE = {
 # Documented commands that are parsed but not run: a substring of the command → why.
 PARSE_ONLY = {
     "experiments/compare.py": "the comparison grid: tests/experiments/test_compare.py runs it tiny",
+    "experiments/oscd_folds.py": (
+        "hours on real OSCD data; tests/experiments/test_oscd_folds.py tests its parts"
+    ),
     "sdrl demo": "tests/cli/test_demo.py runs the demo at a tiny size (and checks its report)",
     "--devices 4": "several GPUs",
     "--devices 2,3": "several GPUs",
@@ -205,6 +209,8 @@ def to_command(where: str, line: str, tokens: list[str]) -> Command:
         return Command(where, line, "sdrl", tuple(tokens[1:]), words)
     if tokens[0].startswith("python") and tokens[1:2] == ["experiments/compare.py"]:
         return Command(where, line, "compare", tuple(tokens[2:]), words)
+    if tokens[0].startswith("python") and tokens[1:2] == ["experiments/oscd_folds.py"]:
+        return Command(where, line, "oscd_folds", tuple(tokens[2:]), words)
     if tokens[0] in OTHER_PROGRAMS:
         return Command(where, line, tokens[0], tuple(tokens), words)
     raise AssertionError(
@@ -252,13 +258,13 @@ def sdrl_parser() -> argparse.ArgumentParser:
     return build_parser()
 
 
-def _load_compare():
+def _load_compare(script: str = "compare"):
     import importlib.util
     import sys
 
-    name = "sdrl_experiments_compare"
+    name = f"sdrl_experiments_{script}"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "experiments/compare.py")
+        spec = importlib.util.spec_from_file_location(name, ROOT / f"experiments/{script}.py")
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # dataclasses look their module up
@@ -285,6 +291,14 @@ def parse(command: Command, cwd: Path = ROOT) -> None:
     lifts the required flags, which it would provide.
     """
     argv = list(command.argv)
+    if command.program == "oscd_folds":  # its own flags, then compare.py's after "--"
+        cut = argv.index("--") if "--" in argv else len(argv)
+        own, rest = argv[:cut], argv[cut + 1 :]
+        _load_compare("oscd_folds").build_parser().parse_args(own)
+        forwarded = ["--out", "o", "--data", "d", "--eval-data", "e", "--pretrain-data", "p"]
+        argv = [*rest, *forwarded]
+        command = dataclasses.replace(command, program="compare", argv=tuple(argv))
+        cwd = ROOT  # its --config names a shipped file of the repository
     config = find_config(argv)
     exists = config is not None and (cwd / config).is_file()
     compare = command.program == "compare"
@@ -489,7 +503,7 @@ def test_docs_have_commands_and_python():
 
 def test_every_documented_command_parses():
     for command in all_commands():
-        if command.program in ("sdrl", "compare"):
+        if command.program in ("sdrl", "compare", "oscd_folds"):
             parse(command)
 
 
