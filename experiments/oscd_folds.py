@@ -137,6 +137,15 @@ def write_fold(work: Path, cities: Sequence[str], folds: int, fold: int) -> Path
     return root
 
 
+def _city_f1(row: dict[str, Any]) -> float | None:
+    """The mean per-city F1 of a cell (``mean_image_f1`` of its metrics.json), if recorded."""
+    path = Path(str(row.get("metrics", "")))
+    if not path.is_file():
+        return None
+    value = json.loads(path.read_text()).get("mean_image_f1")
+    return float(value) if value is not None else None
+
+
 def aggregate(
     work: Path, name: str, folds: int, cities: Sequence[str], compare_argv: Sequence[str]
 ) -> None:
@@ -173,11 +182,13 @@ def aggregate(
         "",
         f"compare.py arguments: `{' '.join(compare_argv)}`",
         "",
-        "F1 / IoU of the change class on whole images of the held-out cities, mean ± std over "
-        "folds × seeds (n = cells).",
+        "F1 / IoU of the change class on whole images of the held-out cities, pooled over "
+        "their pixels, mean ± std over folds × seeds (n = cells); city F1: the mean over the "
+        "held-out cities of each city's F1 (pooled F1 weighs cities by size: one large city "
+        "with seasonal differences everywhere can decide it).",
         "",
-        "| init | head | fraction | n | F1 | IoU | F1 per fold (mean over seeds) |",
-        "|---|---|---|---|---|---|---|",
+        "| init | head | fraction | n | F1 | IoU | city F1 | F1 per fold (mean over seeds) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for (init, head, fraction), cells in sorted(groups.items()):
         per_fold = []
@@ -187,7 +198,9 @@ def aggregate(
         lines.append(
             f"| {init} | {head} | {fraction} | {len(cells)} | "
             f"{mean_std([float(c['f1']) for c in cells])} | "
-            f"{mean_std([float(c['iou']) for c in cells])} | {' / '.join(per_fold)} |"
+            f"{mean_std([float(c['iou']) for c in cells])} | "
+            f"{mean_std([v for v in map(_city_f1, cells) if v is not None])} | "
+            f"{' / '.join(per_fold)} |"
         )
     write_text(work / f"{name}results.md", ("\n".join(lines) + "\n"))
 

@@ -236,7 +236,7 @@ def evaluate(
         "batch_size": batch_size,
         "threshold": threshold,
     }
-    metrics, nodata = _run(dataset, loaded, proto, options, saver)
+    metrics, nodata, images = _run(dataset, loaded, proto, options, saver)
     result: dict[str, Any] = dict(metrics.compute())
     pixels = int(sum(result[k] for k in ("tp", "fp", "fn", "tn")))
     if pixels == 0:
@@ -267,6 +267,8 @@ def evaluate(
         sdrl_version=__version__,
         seconds=round(time.perf_counter() - start, 3),
     )
+    if images is not None:
+        result.update(_per_image(images))
     write_json_atomic(out, result)
     return result
 
@@ -277,8 +279,13 @@ def _run(
     proto: Protocol,
     options: dict[str, Any],
     saver: _Saver | None,
-) -> tuple[ChangeMetrics, int]:
-    """Predict every image, tile batch by tile batch; count the outcomes and the nodata pixels."""
+) -> tuple[ChangeMetrics, int, dict[str, ChangeMetrics] | None]:
+    """Predict every image, tile batch by tile batch; count the outcomes and the nodata pixels.
+
+    Returns:
+        The counts over the split, the nodata pixels, and the counts per image when there are
+        at most :data:`PER_IMAGE_LIMIT` images (``None`` beyond).
+    """
     target = options["device"]
     model = loaded.model.to(target).eval()
     multiple = tile_multiple(model)
@@ -297,13 +304,34 @@ def _run(
     )
     windows = predict_windows(model, images, options["batch_size"], target, options["precision"])
     nodata = 0
+    per_image: dict[str, ChangeMetrics] | None = {} if len(dataset) <= PER_IMAGE_LIMIT else None
     for sample, prob in tqdm(windows, total=len(dataset), unit="image", disable=not show):
-        pred = prob > options["threshold"]
-        metrics.update(torch.from_numpy(pred).long(), sample["change"])
+        pred = torch.from_numpy(prob > options["threshold"]).long()
+        metrics.update(pred, sample["change"])
+        if per_image is not None:
+            per_image[str(sample["id"])] = ChangeMetrics()
+            per_image[str(sample["id"])].update(pred, sample["change"])
         nodata += int((~sample["valid"]).sum())
         if saver is not None:
-            saver.save(sample, pred)
-    return metrics, nodata
+            saver.save(sample, pred.numpy().astype(bool))
+    return metrics, nodata, per_image
+
+
+PER_IMAGE_LIMIT = 100
+"""Splits of at most this many images also get ``per_image`` metrics in ``metrics.json``."""
+
+
+def _per_image(images: dict[str, ChangeMetrics]) -> dict[str, Any]:
+    """``per_image`` (each image's metrics) and ``mean_image_f1`` (over images with change).
+
+    Pooled metrics weigh images by their pixel count, so one large image (an OSCD city with
+    seasonal differences everywhere) can decide them; the mean over images weighs each alike.
+    """
+    keys = ("f1", "iou", "precision", "recall", "tp", "fp", "fn", "tn")
+    per = {k: {n: v[n] for n in keys} for k, v in ((k, m.compute()) for k, m in images.items())}
+    with_change = [v["f1"] for v in per.values() if v["tp"] + v["fn"] > 0]
+    mean = float(np.mean(with_change)) if with_change else float("nan")
+    return {"per_image": per, "mean_image_f1": mean}
 
 
 class _Saver:

@@ -59,16 +59,22 @@ def test_aggregate_means_over_folds_and_seeds(folds, tmp_path):
         out = tmp_path / f"xfold{fold}"
         out.mkdir()
         with (out / "results.csv").open("w", newline="") as file:
-            writer = csv.DictWriter(file, ["init", "head", "fraction", "seed", "f1", "iou"])
+            columns = ["init", "head", "fraction", "seed", "f1", "iou", "metrics"]
+            writer = csv.DictWriter(file, columns)
             writer.writeheader()
             for seed, f1 in enumerate(values):
+                metrics = out / f"m{seed}.json"
+                metrics.write_text(json.dumps({"f1": f1, "mean_image_f1": f1 + 0.1}))
                 writer.writerow(
                     {"init": "sdrl", "head": "fpn", "fraction": "1", "seed": seed, "f1": f1,
-                     "iou": f1 / 2}
+                     "iou": f1 / 2, "metrics": str(metrics)}
                 )  # fmt: skip
     folds.aggregate(tmp_path, "x", 2, CITIES, ["--seeds", "0,1"])
     report = (tmp_path / "xresults.md").read_text()
-    assert "| sdrl | fpn | 1 | 4 | 0.500 ± 0.258 | 0.250 ± 0.129 | 0.300 / 0.700 |" in report
+    assert (
+        "| sdrl | fpn | 1 | 4 | 0.500 ± 0.258 | 0.250 ± 0.129 | 0.600 ± 0.258 | 0.300 / 0.700 |"
+        in report
+    )
     with (tmp_path / "xresults.csv").open(newline="") as file:
         rows = list(csv.DictReader(file))
     assert [r["fold"] for r in rows] == ["0", "0", "1", "1"]

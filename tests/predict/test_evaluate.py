@@ -148,6 +148,20 @@ def test_metrics_equal_sklearn_on_the_saved_predictions(
     for key, value in expected.items():
         assert result[key] == pytest.approx(value, abs=1e-12), key
     assert result["ignore_label"] == 255 and "ignore" in result["ignore_handling"]
+    # per image: the same counts image by image, sklearn's F1 each, their mean over images
+    per = result["per_image"]
+    assert len(per) == 10
+    for key in ("tp", "fp", "fn", "tn"):
+        assert sum(v[key] for v in per.values()) == result[key]
+    f1s = []
+    for label in sorted((with_ignore / "label").glob("*.tif")):
+        with rasterio.open(preds / label.name) as src, rasterio.open(label) as ref:
+            t, p = ref.read(1).ravel(), src.read(1).ravel()
+        t, p = t[t != 255], p[t != 255]
+        assert per[label.stem]["f1"] == pytest.approx(f1_score(t, p, zero_division=0), abs=1e-12)
+        if (t == 1).any():
+            f1s.append(f1_score(t, p, zero_division=0))
+    assert result["mean_image_f1"] == pytest.approx(np.mean(f1s), abs=1e-12)
 
 
 def test_protocols_are_recorded_and_whole_matches_sdrl_predict(
