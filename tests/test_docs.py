@@ -50,6 +50,7 @@ from sdrl.data.io import write_raster
 from sdrl.data.synth import generate_dataset
 from sdrl.errors import SdrlError
 from tests.data.test_prep_datasets import make_levir, make_oscd, make_whu_whole
+from tests.experiments_scripts import load_experiment
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -259,17 +260,7 @@ def sdrl_parser() -> argparse.ArgumentParser:
 
 
 def _load_compare(script: str = "compare"):
-    import importlib.util
-    import sys
-
-    name = f"sdrl_experiments_{script}"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / f"experiments/{script}.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses look their module up
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_experiment(script)
 
 
 @contextlib.contextmanager

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -13,6 +11,7 @@ import pytest
 import torch
 
 from sdrl.errors import ConfigError
+from tests.experiments_scripts import load_experiment
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -33,14 +32,8 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def compare() -> ModuleType:
-    """experiments/compare.py as a module (experiments/ is not a package)."""
-    name = "sdrl_experiments_compare"
-    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / "compare.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    """experiments/compare.py as a module."""
+    return load_experiment("compare")
 
 
 def _count_calls(compare: ModuleType, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:

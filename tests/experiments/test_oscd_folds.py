@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.experiments_scripts import load_experiment
+
 CITIES = ["abudhabi", "beihai", "mumbai", "paris", "pisa"]
 
 
 @pytest.fixture(scope="module")
 def folds() -> ModuleType:
-    name = "sdrl_experiments_oscd_folds"
-    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / "oscd_folds.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("oscd_folds")
 
 
 @pytest.mark.parametrize("count", [2, 3, 5])
