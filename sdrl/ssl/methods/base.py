@@ -161,14 +161,17 @@ class PretrainMethod(nn.Module):
             :data:`~sdrl.data.samples.IGNORE_INDEX`); used by region pooling.
 
     Attributes:
-        name: Registry name (``"sdrl"``, ``"simclr"``, ``"moco"``, ``"byol"``, ``"detcon"``).
+        name: Registry name (``"sdrl"``, ``"simclr"``, ``"moco"``, ``"byol"``, ``"detcon"``,
+            ``"supervised"``).
         needs_masks: Whether :meth:`forward` needs ``mask1`` and ``mask2``.
+        skip_reason: Why :meth:`forward` may skip a batch (``skipped`` = 1), for the log.
         backbone: The encoder that is exported and finetuned later.
         num_classes: ``K``.
     """
 
     name: ClassVar[str]
     needs_masks: ClassVar[bool] = False
+    skip_reason: ClassVar[str] = "no region is present in both views"
     backbone: Backbone
 
     def __init__(self, backbone: Backbone, num_classes: int) -> None:

@@ -53,6 +53,7 @@ class SupervisedMethod(PretrainMethod):
 
     name = "supervised"
     needs_masks = True
+    skip_reason = "no pixel of either view is labelled"
 
     def __init__(
         self,

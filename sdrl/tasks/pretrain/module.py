@@ -130,10 +130,10 @@ class PretrainModule(BaseTask):
             level = logging.WARNING if self.skipped_total == 1 else logging.INFO
             log.log(
                 level,
-                "step %d: no region is present in both views of tiles %s; batch skipped "
-                "(loss 0, counted in train/skipped_total)",
+                "step %d, tiles %s: %s; batch skipped (loss 0, counted in train/skipped_total)",
                 self.global_step,
                 list(batch["id"]),
+                self.method.skip_reason,
             )
         self.log("train/skipped_total", float(self.skipped_total), on_step=True, batch_size=size)
 
