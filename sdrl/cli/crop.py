@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from sdrl.cli.train import command_group
 from sdrl.cli.types import add_inference_flags, non_negative_int, positive_int
@@ -27,6 +28,9 @@ def _shared(parser: argparse.ArgumentParser) -> None:
     add_inference_flags(parser)
     parser.add_argument(
         "--num-workers", type=non_negative_int, default=0, help="patch reader processes"
+    )
+    parser.add_argument(
+        "--progress-bar", action=argparse.BooleanOptionalAction, help="default: on a terminal"
     )
 
 
@@ -63,6 +67,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     predict.set_defaults(func=run_predict)
 
 
+def _progress(args: argparse.Namespace) -> bool:
+    if args.progress_bar is not None:
+        return bool(args.progress_bar)
+    return not args.quiet and sys.stderr.isatty()
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate and print the mean scores."""
     from sdrl.data.outputs import check_output
@@ -83,6 +93,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
         num_workers=args.num_workers,
+        progress=_progress(args),
     )
     mean = result["with_background"]["mean"]
     print(
@@ -113,6 +124,7 @@ def run_predict(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
         num_workers=args.num_workers,
+        progress=_progress(args),
     )
     print(f"wrote {len(written)} maps and pictures to {args.out}")
     return 0

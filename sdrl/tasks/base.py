@@ -55,9 +55,12 @@ def any_rank(module: pl.LightningModule, flag: bool) -> bool:
 
 
 def nonfinite_tiles(batch: dict[str, Any]) -> dict[str, list[str]]:
-    """Tiles of a batch with NaN or infinite pixel values: ``{id: ["A", "B"]}``."""
+    """Tiles of a batch with NaN or infinite pixel values: ``{id: ["A", "B"]}``.
+
+    Change and pretraining batches hold ``image_a``/``image_b``, crop batches ``s2``/``enmap``.
+    """
     bad: dict[str, list[str]] = {}
-    for key, date in (("image_a", "A"), ("image_b", "B")):
+    for key, date in (("image_a", "A"), ("image_b", "B"), ("s2", "S2"), ("enmap", "EnMAP")):
         if isinstance(batch.get(key), Tensor):
             rows = (~torch.isfinite(batch[key])).flatten(1).any(dim=1).tolist()
             for tile, is_bad in zip(batch["id"], rows, strict=True):

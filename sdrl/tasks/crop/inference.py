@@ -17,10 +17,12 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from sdrl.checkpoint import CheckpointHeader, read_checkpoint, read_header
 from sdrl.data.crop.stats import CropStats
 from sdrl.data.crop.taxonomy import Taxonomy
+from sdrl.data.samples import collate
 from sdrl.errors import DataError
 from sdrl.models.crop import (
     CropModel,
@@ -98,7 +100,8 @@ def load_crop_model(checkpoint: str | Path, device: str = "auto") -> CropPredict
         DataError: Not a crop checkpoint, or weights that do not fit its own header.
     """
     path = Path(checkpoint)
-    header = read_header(path, kinds=("crop",))
+    stored = read_checkpoint(path)
+    header = read_header(stored, kinds=("crop",), path=path)
     extra = header.extra
     try:
         options = dict(header.model_options)
@@ -117,7 +120,7 @@ def load_crop_model(checkpoint: str | Path, device: str = "auto") -> CropPredict
     except (KeyError, TypeError, ValueError) as error:
         raise DataError(path, "a crop checkpoint header", f"an incomplete one ({error})") from None
     model = build_crop_model(config)
-    state = read_checkpoint(path)["state_dict"]
+    state = stored.get("state_dict") or {}
     weights = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
     try:
         model.load_state_dict(weights, strict=True)
@@ -129,14 +132,6 @@ def load_crop_model(checkpoint: str | Path, device: str = "auto") -> CropPredict
     return CropPredictor(model, header, taxonomy, stats, months, target, path)
 
 
-def _collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": [s["id"] for s in samples]}
-    for key in samples[0]:
-        if key != "id":
-            out[key] = torch.stack([s[key] for s in samples])
-    return out
-
-
 @torch.inference_mode()
 def predict_patches(
     predictor: CropPredictor,
@@ -146,6 +141,7 @@ def predict_patches(
     batch_size: int = 4,
     num_workers: int = 0,
     precision: str = "auto",
+    progress: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Predict every patch of a crop dataset, batch by batch.
 
@@ -158,6 +154,7 @@ def predict_patches(
         num_workers: Loader processes.
         precision: ``auto``, ``32``, ``bf16`` or ``16``: the policy of the change models'
             inference (:mod:`sdrl.predict.inference`); decoding runs in float32.
+        progress: Show a progress bar of the patches (stderr).
 
     Yields:
         The batch on the CPU (``id``, ``s2``... as the dataset gives them) plus ``pred``
@@ -166,9 +163,8 @@ def predict_patches(
     mode = decoding or str(predictor.header.extra.get("decoding", "independent"))
     paths = taxonomy_paths(predictor.taxonomy).to(predictor.device)
     resolved = resolve_precision(precision, predictor.device)
-    loader = DataLoader(
-        dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=_collate
-    )
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate)
+    bar = tqdm(total=len(dataset), unit="patch", disable=not progress)
     for batch in loader:
         device = predictor.device
         s2 = batch["s2"].to(device)
@@ -178,4 +174,6 @@ def predict_patches(
             logits = predictor.model(s2, enmap, prior)
         logits = [level.float() for level in logits]
         batch["pred"] = decode(logits, paths, mode).cpu()
+        bar.update(len(batch["id"]))
         yield batch
+    bar.close()

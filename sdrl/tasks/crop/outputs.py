@@ -133,6 +133,7 @@ def evaluate_crop(
     device: str = "auto",
     precision: str = "auto",
     num_workers: int = 0,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """Per-level metrics of a crop checkpoint on a split, written to ``out`` (JSON).
 
@@ -160,6 +161,7 @@ def evaluate_crop(
         batch_size=batch_size,
         num_workers=num_workers,
         precision=precision,
+        progress=progress,
     ):
         metrics.update(batch["pred"], batch["label"])
         if pictures is not None:
@@ -203,6 +205,7 @@ def predict_crop(
     device: str = "auto",
     precision: str = "auto",
     num_workers: int = 0,
+    progress: bool = False,
 ) -> list[Path]:
     """Per-level maps and pictures of every patch of a split (labels not needed).
 
@@ -221,6 +224,7 @@ def predict_crop(
         batch_size=batch_size,
         num_workers=num_workers,
         precision=precision,
+        progress=progress,
     ):
         for i, patch_id in enumerate(batch["id"]):
             save_patch(

@@ -357,3 +357,13 @@ def test_a_broken_patch_read_by_a_loader_process_is_one_line(data, tmp_path, cap
     argv = train_argv(copy, tmp_path / "run", "--max-steps", "1", "--batch-size", "14")
     assert main([*argv, "--val-split", "none", "--num-workers", "1"]) == 2
     assert f"{listed}.h5: expected a dataset EnMAP" in capsys.readouterr().err
+
+
+def test_non_finite_crop_batches_are_named():
+    from sdrl.tasks.base import nonfinite_tiles
+
+    s2, enmap = torch.zeros(2, 3, 4, 6, 6), torch.zeros(2, 5, 2, 2)
+    s2[1, 2, 0, 0, 0] = float("nan")
+    enmap[0, 0, 0, 0] = float("inf")
+    found = nonfinite_tiles({"s2": s2, "enmap": enmap, "id": ["a", "b"]})
+    assert found == {"a": ["EnMAP"], "b": ["S2"]}
