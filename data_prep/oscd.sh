@@ -16,6 +16,10 @@
 # list/test.txt, list/unlabelled.txt (cities without labels: images only). Add --tile 256 to
 # cut the cities into tiles.
 #
+# The pretraining set (every city's pair, no change labels; semantic masks of both dates from
+# spectral indices, or finer regions with --masks kmeans:16) is a second call:
+#   data_prep/oscd.sh RAW data/oscd_pretrain --pretrain
+#
 # Usage: data_prep/oscd.sh [RAW] [OUT] [extra sdrl prep oscd flags]
 set -euo pipefail
 

@@ -137,12 +137,12 @@ def write_fold(work: Path, cities: Sequence[str], folds: int, fold: int) -> Path
     return root
 
 
-def _city_f1(row: dict[str, Any]) -> float | None:
-    """The mean per-city F1 of a cell (``mean_image_f1`` of its metrics.json), if recorded."""
+def _recorded(row: dict[str, Any], key: str) -> float | None:
+    """A value of a cell's metrics.json (``mean_image_f1``, ``average_precision``...), if there."""
     path = Path(str(row.get("metrics", "")))
     if not path.is_file():
         return None
-    value = json.loads(path.read_text()).get("mean_image_f1")
+    value = json.loads(path.read_text()).get(key)
     return float(value) if value is not None else None
 
 
@@ -169,6 +169,9 @@ def aggregate(
     for r in rows:
         groups.setdefault((r["init"], r["head"], r["fraction"]), []).append(r)
 
+    def _values(cells: list[dict[str, Any]], key: str) -> list[float]:
+        return [v for v in (_recorded(c, key) for c in cells) if v is not None]
+
     def mean_std(values: list[float]) -> str:
         if len(values) < 2:
             return f"{values[0]:.3f}" if values else "–"
@@ -185,10 +188,12 @@ def aggregate(
         "F1 / IoU of the change class on whole images of the held-out cities, pooled over "
         "their pixels, mean ± std over folds × seeds (n = cells); city F1: the mean over the "
         "held-out cities of each city's F1 (pooled F1 weighs cities by size: one large city "
-        "with seasonal differences everywhere can decide it).",
+        "with seasonal differences everywhere can decide it); AP: average precision of the "
+        "change class, pooled (threshold-free: ranking, not calibration; – where the cell "
+        "was evaluated before sdrl recorded it).",
         "",
-        "| init | head | fraction | n | F1 | IoU | city F1 | F1 per fold (mean over seeds) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| init | head | fraction | n | F1 | IoU | city F1 | AP | F1 per fold (mean over seeds) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for (init, head, fraction), cells in sorted(groups.items()):
         per_fold = []
@@ -199,7 +204,8 @@ def aggregate(
             f"| {init} | {head} | {fraction} | {len(cells)} | "
             f"{mean_std([float(c['f1']) for c in cells])} | "
             f"{mean_std([float(c['iou']) for c in cells])} | "
-            f"{mean_std([v for v in map(_city_f1, cells) if v is not None])} | "
+            f"{mean_std(_values(cells, 'mean_image_f1'))} | "
+            f"{mean_std(_values(cells, 'average_precision'))} | "
             f"{' / '.join(per_fold)} |"
         )
     write_text(work / f"{name}results.md", ("\n".join(lines) + "\n"))

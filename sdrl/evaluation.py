@@ -48,7 +48,7 @@ from sdrl.data.io import read_info, write_raster
 from sdrl.data.outputs import check_output
 from sdrl.data.staging import write_json_atomic
 from sdrl.errors import ConfigError, DataError
-from sdrl.metrics import ChangeMetrics
+from sdrl.metrics import ChangeMetrics, ChangeScores
 from sdrl.models.init import tile_multiple
 from sdrl.predict.inference import resolve_device, resolve_precision
 from sdrl.predict.model import LoadedChangeModel, check_bands, load_change_model
@@ -190,7 +190,9 @@ def evaluate(
 
     Returns:
         The contents of ``metrics.json``: the ⚑ keys ``precision``, ``recall``, ``f1``,
-        ``iou``, ``oa``, ``kappa``, ``tp``, ``fp``, ``fn``, ``tn``, then ``ignored``,
+        ``iou``, ``oa``, ``kappa``, ``tp``, ``fp``, ``fn``, ``tn``, then the threshold-free
+        ``average_precision``, ``best_f1`` and ``best_threshold``
+        (:class:`~sdrl.metrics.ChangeScores`), ``ignored``,
         ``nodata`` (pixels without data in A or B, among the ignored), ``split``, ``tiles``
         (images), ``pixels`` (evaluated), ``protocol``, ``threshold``, ``ignore_handling``,
         ``ignore_label``, ``inference`` (``device`` and the
@@ -236,8 +238,8 @@ def evaluate(
         "batch_size": batch_size,
         "threshold": threshold,
     }
-    metrics, nodata, images = _run(dataset, loaded, proto, options, saver)
-    result: dict[str, Any] = dict(metrics.compute())
+    metrics, scores, nodata, images = _run(dataset, loaded, proto, options, saver)
+    result: dict[str, Any] = {**metrics.compute(), **scores.compute()}
     pixels = int(sum(result[k] for k in ("tp", "fp", "fn", "tn")))
     if pixels == 0:
         raise DataError(
@@ -279,17 +281,18 @@ def _run(
     proto: Protocol,
     options: dict[str, Any],
     saver: _Saver | None,
-) -> tuple[ChangeMetrics, int, dict[str, ChangeMetrics] | None]:
+) -> tuple[ChangeMetrics, ChangeScores, int, dict[str, tuple[ChangeMetrics, ChangeScores]] | None]:
     """Predict every image, tile batch by tile batch; count the outcomes and the nodata pixels.
 
     Returns:
-        The counts over the split, the nodata pixels, and the counts per image when there are
-        at most :data:`PER_IMAGE_LIMIT` images (``None`` beyond).
+        The counts and the probability histograms over the split, the nodata pixels, and the
+        counts and histograms per image when there are at most :data:`PER_IMAGE_LIMIT` images
+        (``None`` beyond).
     """
     target = options["device"]
     model = loaded.model.to(target).eval()
     multiple = tile_multiple(model)
-    metrics = ChangeMetrics()
+    metrics, scores = ChangeMetrics(), ChangeScores()
     loader = DataLoader(dataset, batch_size=None, num_workers=options["num_workers"])
     show = options["progress"] and sys.stderr.isatty()
     images = (
@@ -304,34 +307,51 @@ def _run(
     )
     windows = predict_windows(model, images, options["batch_size"], target, options["precision"])
     nodata = 0
-    per_image: dict[str, ChangeMetrics] | None = {} if len(dataset) <= PER_IMAGE_LIMIT else None
+    per_image: dict[str, tuple[ChangeMetrics, ChangeScores]] | None = (
+        {} if len(dataset) <= PER_IMAGE_LIMIT else None
+    )
     for sample, prob in tqdm(windows, total=len(dataset), unit="image", disable=not show):
         pred = torch.from_numpy(prob > options["threshold"]).long()
-        metrics.update(pred, sample["change"])
+        image = (ChangeMetrics(), ChangeScores())
+        image[0].update(pred, sample["change"])
+        image[1].update(prob, sample["change"].numpy())
+        metrics.merge(image[0])
+        scores.merge(image[1])
         if per_image is not None:
-            per_image[str(sample["id"])] = ChangeMetrics()
-            per_image[str(sample["id"])].update(pred, sample["change"])
+            per_image[str(sample["id"])] = image
         nodata += int((~sample["valid"]).sum())
         if saver is not None:
             saver.save(sample, pred.numpy().astype(bool))
-    return metrics, nodata, per_image
+    return metrics, scores, nodata, per_image
 
 
 PER_IMAGE_LIMIT = 100
 """Splits of at most this many images also get ``per_image`` metrics in ``metrics.json``."""
 
 
-def _per_image(images: dict[str, ChangeMetrics]) -> dict[str, Any]:
-    """``per_image`` (each image's metrics) and ``mean_image_f1`` (over images with change).
+def _per_image(images: dict[str, tuple[ChangeMetrics, ChangeScores]]) -> dict[str, Any]:
+    """``per_image`` (each image's metrics), ``mean_image_f1`` and ``mean_image_ap``.
 
-    Pooled metrics weigh images by their pixel count, so one large image (an OSCD city with
-    seasonal differences everywhere) can decide them; the mean over images weighs each alike.
+    The means are over the images with change. Pooled metrics weigh images by their pixel
+    count, so one large image (an OSCD city with seasonal differences everywhere) can decide
+    them; the mean over images weighs each alike.
     """
     keys = ("f1", "iou", "precision", "recall", "tp", "fp", "fn", "tn")
-    per = {k: {n: v[n] for n in keys} for k, v in ((k, m.compute()) for k, m in images.items())}
-    with_change = [v["f1"] for v in per.values() if v["tp"] + v["fn"] > 0]
-    mean = float(np.mean(with_change)) if with_change else float("nan")
-    return {"per_image": per, "mean_image_f1": mean}
+    per = {}
+    for name, (metrics, scores) in images.items():
+        counts = metrics.compute()
+        per[name] = {k: counts[k] for k in keys}
+        per[name]["average_precision"] = scores.compute()["average_precision"]
+    with_change = [v for v in per.values() if v["tp"] + v["fn"] > 0]
+
+    def mean(key: str) -> float:
+        return float(np.mean([v[key] for v in with_change])) if with_change else float("nan")
+
+    return {
+        "per_image": per,
+        "mean_image_f1": mean("f1"),
+        "mean_image_ap": mean("average_precision"),
+    }
 
 
 class _Saver:

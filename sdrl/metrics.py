@@ -26,6 +26,13 @@ key             value                                          0 when
 
 ``tp``, ``fp``, ``fn``, ``tn`` and ``ignored`` (pixels skipped) are integer counts.
 
+:class:`ChangeScores` is the threshold-free companion: histograms of the change probability of
+changed and unchanged pixels (``bins`` equal bins over [0, 1]), from which ``average_precision``
+(the area under the precision-recall curve as scikit-learn's ``average_precision_score``
+computes it, on probabilities rounded down to the bin grid) and ``best_f1`` (the F1 at the best
+of the bin thresholds, an oracle: it tells ranking from calibration) follow; both 0 without any
+changed pixel.
+
 Written by hand rather than with torchmetrics: one confusion matrix gives every key (kappa
 included) with exactly these conventions and an all-reduce of five integers, and evaluation
 and prediction do not depend on torchmetrics' changing defaults.
@@ -33,13 +40,14 @@ and prediction do not depend on torchmetrics' changing defaults.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
 from sdrl.data.samples import IGNORE_INDEX
 
-__all__ = ["METRIC_KEYS", "ChangeMetrics", "change_metrics"]
+__all__ = ["METRIC_KEYS", "ChangeMetrics", "ChangeScores", "change_metrics"]
 
 METRIC_KEYS = ("precision", "recall", "f1", "iou", "oa", "kappa", "tp", "fp", "fn", "tn")
 """The ⚑ ``metrics.json`` keys of :meth:`ChangeMetrics.compute`, in order."""
@@ -191,3 +199,82 @@ class ChangeMetrics:
         out: dict[str, float | int] = dict(change_metrics(tp, fp, fn, tn))
         out.update(tp=tp, fp=fp, fn=fn, tn=tn, ignored=ignored)
         return out
+
+
+class ChangeScores:
+    """Histograms of change probabilities per target class; threshold-free metrics (module doc).
+
+    Args:
+        bins: Equal-width bins over [0, 1]; a probability ``p`` falls in bin
+            ``min(floor(p * bins), bins - 1)``.
+        ignore_index: Target value of pixels that are not counted.
+    """
+
+    def __init__(self, bins: int = 1000, ignore_index: int = IGNORE_INDEX) -> None:
+        if bins < 1:
+            raise ValueError(f"bins: expected at least 1, found {bins}")
+        self.bins, self.ignore_index = bins, ignore_index
+        self.changed = np.zeros(bins, dtype=np.int64)
+        self.unchanged = np.zeros(bins, dtype=np.int64)
+
+    def update(self, prob: np.ndarray, target: np.ndarray) -> None:
+        """Add the probabilities ``(H, W)`` (any shape) of pixels labelled 0, 1 or ignore.
+
+        Works through the pixels in chunks, so a large image needs little memory beyond its own.
+
+        Raises:
+            ValueError: Shapes that differ, a counted probability outside [0, 1] or not finite.
+        """
+        prob, target = np.asarray(prob).reshape(-1), np.asarray(target).reshape(-1)
+        if prob.shape != target.shape:
+            raise ValueError(
+                f"prob and target must have the same size, got {prob.size} and {target.size}"
+            )
+        for start in range(0, prob.size, self.CHUNK):
+            p, t = prob[start : start + self.CHUNK], target[start : start + self.CHUNK]
+            keep = t != self.ignore_index
+            p = p[keep]
+            if p.size and not (np.isfinite(p).all() and p.min() >= 0.0 and p.max() <= 1.0):
+                raise ValueError("change probabilities must be finite and in [0, 1]")
+            # bin of each counted pixel, shifted by `bins` for changed pixels: one bincount
+            code = np.minimum((p * self.bins).astype(np.int64), self.bins - 1)
+            code += self.bins * (t[keep] == 1)
+            counts = np.bincount(code, minlength=2 * self.bins)
+            self.unchanged += counts[: self.bins]
+            self.changed += counts[self.bins :]
+
+    CHUNK = 1 << 22
+    """Pixels per step of :meth:`update`."""
+
+    def merge(self, other: ChangeScores) -> ChangeScores:
+        """Add the histograms of another accumulator with the same bins; returns ``self``."""
+        if other.bins != self.bins:
+            raise ValueError(f"cannot merge {other.bins} bins into {self.bins}")
+        self.changed += other.changed
+        self.unchanged += other.unchanged
+        return self
+
+    def compute(self) -> dict[str, float]:
+        """The threshold-free metrics over everything added so far.
+
+        Returns:
+            ``average_precision``, ``best_f1`` and ``best_threshold`` (change is predicted
+            where the probability is at least it).
+        """
+        total_changed = int(self.changed.sum())
+        if total_changed == 0:
+            return {"average_precision": 0.0, "best_f1": 0.0, "best_threshold": 0.5}
+        # thresholds from the highest bin down: predicted changed = bins at or above it
+        tp = np.cumsum(self.changed[::-1])
+        fp = np.cumsum(self.unchanged[::-1])
+        predicted = tp + fp
+        precision = np.divide(tp, predicted, out=np.zeros(self.bins), where=predicted > 0)
+        recall = tp / total_changed
+        gain = np.diff(recall, prepend=0.0)
+        f1 = 2 * tp / (predicted + total_changed)
+        best = int(np.argmax(f1))
+        return {
+            "average_precision": float(np.sum(gain * precision)),
+            "best_f1": float(f1[best]),
+            "best_threshold": (self.bins - 1 - best) / self.bins,
+        }

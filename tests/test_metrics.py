@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from sdrl.data.samples import IGNORE_INDEX
-from sdrl.metrics import METRIC_KEYS, ChangeMetrics
+from sdrl.metrics import METRIC_KEYS, ChangeMetrics, ChangeScores
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -137,6 +137,60 @@ def test_bad_input() -> None:
     metrics.update(torch.zeros(1, 2, 2, dtype=torch.int64), torch.full((1, 2, 2), 7))
     with pytest.raises(ValueError, match="map labels"):
         metrics.compute()
+
+
+def _scored(seed: int, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities on the bin grid (so binning loses nothing) and targets with ignore."""
+    rng = np.random.default_rng(seed)
+    target = (rng.random((3, 20, 30)) < 0.25).astype(np.int64)
+    prob = np.clip(rng.normal(0.35 + 0.3 * target, 0.25), 0, 1)
+    prob = np.minimum(np.floor(prob * bins), bins - 1) / bins + 0.25 / bins  # inside a bin
+    target[rng.random(target.shape) < 0.1] = IGNORE_INDEX
+    return prob.astype(np.float32), target
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_scores_match_sklearn(seed: int) -> None:
+    from sklearn.metrics import average_precision_score, f1_score
+
+    prob, target = _scored(seed, bins=50)
+    scores = ChangeScores(bins=50)
+    scores.CHUNK = 257  # several chunks per update
+    for image in range(3):
+        scores.update(prob[image], target[image])
+    result = scores.compute()
+    keep = target != IGNORE_INDEX
+    y, p = target[keep], prob[keep]
+    assert result["average_precision"] == pytest.approx(average_precision_score(y, p), abs=1e-12)
+    f1 = {k / 50: f1_score(y, (p >= k / 50).astype(int)) for k in range(50)}
+    best = max(f1.values())
+    assert result["best_f1"] == pytest.approx(best, abs=1e-12)
+    assert f1[result["best_threshold"]] == pytest.approx(best, abs=1e-12)
+    # merging accumulators = one accumulator over everything
+    parts = [ChangeScores(bins=50) for _ in range(3)]
+    for image, part in enumerate(parts):
+        part.update(prob[image], target[image])
+    merged = parts[0].merge(parts[1]).merge(parts[2])
+    assert merged.compute() == result
+
+
+def test_scores_edge_cases_and_bad_input() -> None:
+    scores = ChangeScores(bins=10)
+    scores.update(np.full((4, 4), 0.7), np.zeros((4, 4), dtype=np.int64))
+    assert scores.compute()["average_precision"] == 0.0  # no changed pixel: 0, like F1
+    perfect = ChangeScores(bins=10)
+    perfect.update(np.array([0.05, 0.15, 0.95, 1.0]), np.array([0, 0, 1, 1]))
+    assert perfect.compute() == {"average_precision": 1.0, "best_f1": 1.0, "best_threshold": 0.9}
+    with pytest.raises(ValueError, match="same size"):
+        scores.update(np.zeros((2, 2)), np.zeros((2, 3), dtype=np.int64))
+    for bad in (np.nan, 1.5, -0.1):
+        with pytest.raises(ValueError, match="finite and in"):
+            scores.update(np.array([bad, 0.5]), np.array([1, 0]))
+    scores.update(np.array([np.nan]), np.array([IGNORE_INDEX]))  # ignored: not checked
+    with pytest.raises(ValueError, match="merge 5 bins"):
+        scores.merge(ChangeScores(bins=5))
+    with pytest.raises(ValueError, match="bins"):
+        ChangeScores(bins=0)
 
 
 def _all_reduce_worker(rank: int, world: int, store: str, queue: mp.Queue) -> None:

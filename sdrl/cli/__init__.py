@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sdrl",
         description="Self-supervised pretraining for remote-sensing change detection.",
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"sdrl {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -42,11 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
         register = getattr(module, "add_parsers", None) or module.add_parser
         register(subparsers)
     for sub in subparsers.choices.values():
-        _add_config_flag(sub)
+        _finish(sub)
     return parser
 
 
-def _add_config_flag(parser: argparse.ArgumentParser) -> None:
+def _finish(parser: argparse.ArgumentParser) -> None:
+    """Every (sub-)command: ``--config`` and ``--debug``, and full flag names only.
+
+    Abbreviated flags are refused (``--max-step`` is not ``--max-steps``): a prefix that
+    is unique today can become ambiguous, or silently mean another flag, when a flag is added.
+    """
+    parser.allow_abbrev = False
     if not any(a.dest == "config" for a in parser._actions):
         parser.add_argument("--config", metavar="YAML", help="YAML file of flag: value defaults")
         parser.add_argument(
@@ -55,7 +62,7 @@ def _add_config_flag(parser: argparse.ArgumentParser) -> None:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
-                _add_config_flag(sub)
+                _finish(sub)
 
 
 def _quiet_lightning(record: logging.LogRecord) -> bool:

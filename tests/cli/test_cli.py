@@ -24,6 +24,22 @@ def test_every_command_has_help(capsys):
         assert "--config" in capsys.readouterr().out
 
 
+def test_abbreviated_flags_are_refused(capsys):
+    """Every level of the parser: a unique prefix is not taken for the flag."""
+    for argv in (
+        ["pretrain", "--data", "d", "--out", "o", "--max-step", "5"],
+        ["crop", "train", "--data", "d", "--out", "o", "--max-step", "5"],
+        ["prep", "oscd", "--src", "s", "--out", "o", "--til", "64"],
+        ["--quie", "info", "d"],
+    ):
+        with pytest.raises(SystemExit) as stop:
+            build_parser().parse_args(argv)
+        assert stop.value.code == 2, argv
+        assert "unrecognized arguments" in capsys.readouterr().err, argv
+    full = build_parser().parse_args(["pretrain", "--data", "d", "--out", "o", "--max-steps", "5"])
+    assert full.max_steps == 5
+
+
 def _toy_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser()
     subs = parser.add_subparsers(dest="command")

@@ -57,7 +57,11 @@ def test_aggregate_means_over_folds_and_seeds(folds, tmp_path):
             writer.writeheader()
             for seed, f1 in enumerate(values):
                 metrics = out / f"m{seed}.json"
-                metrics.write_text(json.dumps({"f1": f1, "mean_image_f1": f1 + 0.1}))
+                metrics.write_text(
+                    json.dumps(
+                        {"f1": f1, "mean_image_f1": f1 + 0.1, "average_precision": f1 + 0.05}
+                    )
+                )
                 writer.writerow(
                     {"init": "sdrl", "head": "fpn", "fraction": "1", "seed": seed, "f1": f1,
                      "iou": f1 / 2, "metrics": str(metrics)}
@@ -65,8 +69,8 @@ def test_aggregate_means_over_folds_and_seeds(folds, tmp_path):
     folds.aggregate(tmp_path, "x", 2, CITIES, ["--seeds", "0,1"])
     report = (tmp_path / "xresults.md").read_text()
     assert (
-        "| sdrl | fpn | 1 | 4 | 0.500 ± 0.258 | 0.250 ± 0.129 | 0.600 ± 0.258 | 0.300 / 0.700 |"
-        in report
+        "| sdrl | fpn | 1 | 4 | 0.500 ± 0.258 | 0.250 ± 0.129 | 0.600 ± 0.258 | 0.550 ± 0.258 "
+        "| 0.300 / 0.700 |" in report
     )
     with (tmp_path / "xresults.csv").open(newline="") as file:
         rows = list(csv.DictReader(file))

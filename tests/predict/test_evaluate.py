@@ -13,6 +13,7 @@ import rasterio
 import torch
 from sklearn.metrics import (
     accuracy_score,
+    average_precision_score,
     cohen_kappa_score,
     confusion_matrix,
     f1_score,
@@ -199,6 +200,16 @@ def test_protocols_are_recorded_and_whole_matches_sdrl_predict(
     mine = rasterio.open(tmp_path / "w" / f"{tile_id}.tif").read(1)
     theirs = rasterio.open(out).read(1)
     assert 0 < mine.mean() < 1 and np.mean(theirs != mine) < 1e-3  # float32 vs 64 at the edge
+    # the threshold-free metrics: sklearn's on predict's probabilities (binned as evaluate's)
+    extra[extra.index("binary")] = "probability"
+    assert predict(checkpoint, before, after, tmp_path / "prob.tif", *extra) == 0
+    prob = rasterio.open(tmp_path / "prob.tif").read(1).ravel().astype(np.float64)
+    label = rasterio.open(data / "label" / f"{tile_id}.tif").read(1).ravel()
+    keep = label != 255
+    binned = np.minimum(np.floor(prob[keep] * 1000), 999)
+    ap = average_precision_score(label[keep], binned)
+    assert whole["average_precision"] == pytest.approx(ap, abs=2e-3)
+    assert whole["best_f1"] >= whole["f1"] - 1e-3 and 0 <= whole["best_threshold"] < 1
     crops = evaluate(data, checkpoint, tmp_path / "c.json", "--protocol", "crops")
     assert crops["protocol"]["name"] == "crops" and crops["protocol"]["tile"] is None
     assert crops["protocol"]["overlap"] == 0 and crops["pixels"] == 64 * 64
