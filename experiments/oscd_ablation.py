@@ -58,11 +58,14 @@ class Selection:
         Raises:
             ValueError: A malformed spec, a missing file, or no cell matching.
         """
-        label, sep, rest = text.partition("=")
-        parts = rest.rsplit(":", 2)
+        parts = text.rsplit(":", 2)  # the label may hold ':' and '=', the path '=' not
+        label, sep, csv_path = parts[0].rpartition("=")
         if not sep or not label or len(parts) != 3:
             raise ValueError(f"expected LABEL=CSV:INIT:FRACTION, found {text!r}")
-        path, init, fraction = Path(parts[0]), parts[1], float(parts[2])
+        try:
+            path, init, fraction = Path(csv_path), parts[1], float(parts[2])
+        except ValueError:
+            raise ValueError(f"expected a FRACTION number at the end, found {text!r}") from None
         if not path.is_file():
             raise ValueError(f"{path}: expected a results.csv of oscd_folds.py, found no file")
         with open(path, newline="") as file:

@@ -38,12 +38,13 @@ def test_paired_differences_match_on_fold_and_seed(tmp_path, capsys):
         tmp_path / "p100_results.csv",
         {("sdrl", 1.0, 0, 0): 0.15, ("sdrl", 1.0, 0, 1): 0.25, ("sdrl", 1.0, 1, 1): 0.50},
     )
-    argv = ["--reference", f"random={base}:random:1", "--row", f"sdrl 100={other}:sdrl:1"]
+    argv = ["--reference", f"random={base}:random:1", "--row", f"sdrl K=100={other}:sdrl:1"]
     assert ablation.main(argv) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("| row | n | F1 (pooled) | city F1 | AP | Δ F1 vs random")
     # pairs (0, 0): +0.05 and (0, 1): -0.05; (1, 1) has no reference cell; AP not recorded
-    assert lines[2] == "| sdrl 100 | 3 | 0.300 ± 0.180 | 0.150 ± 0.090 | – | +0.000 ± 0.071 (1/2) |"
+    row = "| sdrl K=100 | 3 | 0.300 ± 0.180 | 0.150 ± 0.090 | – | +0.000 ± 0.071 (1/2) |"
+    assert lines[2] == row
     out = tmp_path / "table.md"
     assert ablation.main([*argv, "--out", str(out)]) == 0
     assert out.read_text().splitlines()[2] == lines[2]
@@ -53,6 +54,7 @@ def test_paired_differences_match_on_fold_and_seed(tmp_path, capsys):
     ("spec", "message"),
     [
         ("no-equals", "LABEL=CSV:INIT:FRACTION"),
+        ("x={base}:random:all", "a FRACTION number"),
         ("x={missing}:sdrl:1", "found no file"),
         ("x={base}:detcon:1", "expected cells of init 'detcon'"),
     ],
