@@ -123,7 +123,8 @@ def table(rows: Sequence[Selection], references: Sequence[Selection]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The script's flags."""
     parser = argparse.ArgumentParser(
         prog="oscd_ablation.py", description=__doc__.split("\n\n")[0], allow_abbrev=False
     )
@@ -132,6 +133,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--reference", action="append", default=[], help="LABEL=CSV:INIT:FRACTION (paired Δ)"
     )
     parser.add_argument("--out", help="markdown file to write (default: print)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
     a = parser.parse_args(argv)
     try:
         rows = [Selection.parse(t) for t in a.row]

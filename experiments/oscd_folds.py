@@ -43,7 +43,9 @@ from pathlib import Path
 from typing import Any
 
 from sdrl.cli import main as sdrl_main
+from sdrl.data.prep.collection import parse_masks
 from sdrl.data.prep.oscd import locate_oscd
+from sdrl.data.prep.oscd_pretrain import DEFAULT_MASKS
 from sdrl.data.staging import write_atomic, write_json_atomic
 
 log = logging.getLogger("oscd_folds")
@@ -98,11 +100,27 @@ def prepare(src: Path, work: Path, tile: int, pretrain_tile: int, masks: str) ->
         "tiles": ["--tile", str(tile)],
         "pretrain": ["--pretrain", "--masks", masks, "--tile", str(pretrain_tile)],
     }
+    _check_masks(work / "pretrain", masks)
     for name, extra in plan.items():
         done = (work / name / "dataset.json").is_file()
         if not done and sdrl_main([*base, "--out", str(work / name), "--overwrite", *extra]):
             raise SystemExit(f"oscd_folds.py: sdrl prep oscd failed for {work / name}")
     return cities
+
+
+def _check_masks(pretrain: Path, masks: str) -> None:
+    """Refuse a pretraining set already in WORK whose masks are not ``masks``."""
+    meta = pretrain / "dataset.json"
+    if not meta.is_file():
+        return
+    source, k = parse_masks(masks)
+    wanted = f"kmeans:{k}" if source == "kmeans" else source
+    found = json.loads(meta.read_text()).get("provenance", {}).get("masks")
+    if found != wanted:
+        raise SystemExit(
+            f"oscd_folds.py: {pretrain} holds masks {found}, not --masks {wanted}; "
+            f"use another --work, or --masks {found}"
+        )
 
 
 def held_out(cities: Sequence[str], folds: int, fold: int) -> list[str]:
@@ -220,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--only-folds", help="run only these folds, e.g. 0 (default all)")
     parser.add_argument("--tile", type=int, default=96, help="finetuning tile side (96)")
     parser.add_argument("--pretrain-tile", type=int, default=128, help="pretraining tile (128)")
-    parser.add_argument("--masks", default="indices", help="pretraining masks (indices)")
+    parser.add_argument(
+        "--masks", default=DEFAULT_MASKS, help=f"pretraining masks (default {DEFAULT_MASKS})"
+    )
     parser.add_argument(
         "--name",
         default="",

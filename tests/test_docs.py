@@ -90,6 +90,9 @@ PARSE_ONLY = {
     "experiments/oscd_folds.py": (
         "hours on real OSCD data; tests/experiments/test_oscd_folds.py tests its parts"
     ),
+    "experiments/oscd_ablation.py": (
+        "reads oscd_folds.py's results; tests/experiments/test_oscd_ablation.py runs it"
+    ),
     "sdrl demo": "tests/cli/test_demo.py runs the demo at a tiny size (and checks its report)",
     "--devices 4": "several GPUs",
     "--devices 2,3": "several GPUs",
@@ -212,6 +215,8 @@ def to_command(where: str, line: str, tokens: list[str]) -> Command:
         return Command(where, line, "compare", tuple(tokens[2:]), words)
     if tokens[0].startswith("python") and tokens[1:2] == ["experiments/oscd_folds.py"]:
         return Command(where, line, "oscd_folds", tuple(tokens[2:]), words)
+    if tokens[0].startswith("python") and tokens[1:2] == ["experiments/oscd_ablation.py"]:
+        return Command(where, line, "oscd_ablation", tuple(tokens[2:]), words)
     if tokens[0] in OTHER_PROGRAMS:
         return Command(where, line, tokens[0], tuple(tokens), words)
     raise AssertionError(
@@ -282,6 +287,9 @@ def parse(command: Command, cwd: Path = ROOT) -> None:
     lifts the required flags, which it would provide.
     """
     argv = list(command.argv)
+    if command.program == "oscd_ablation":
+        _load_compare("oscd_ablation").build_parser().parse_args(argv)
+        return
     if command.program == "oscd_folds":  # its own flags, then compare.py's after "--"
         cut = argv.index("--") if "--" in argv else len(argv)
         own, rest = argv[:cut], argv[cut + 1 :]
@@ -494,7 +502,7 @@ def test_docs_have_commands_and_python():
 
 def test_every_documented_command_parses():
     for command in all_commands():
-        if command.program in ("sdrl", "compare", "oscd_folds"):
+        if command.program in ("sdrl", "compare", "oscd_folds", "oscd_ablation"):
             parse(command)
 
 

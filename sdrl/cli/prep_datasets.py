@@ -106,8 +106,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     pre.add_argument(
         "--masks",
         metavar="SOURCE",
-        help="indices (default: vegetation/water/built-up, the same ids in every city) or "
-        "kmeans:K (finer regions, one model per city unless --kmeans-fit joint)",
+        help="kmeans:K (default kmeans:16: spectral regions, one model per city unless "
+        "--kmeans-fit joint; the better pretraining on OSCD) or indices (vegetation/water/"
+        "built-up, the same ids in every city)",
     )
     pre.add_argument("--stride", type=positive_int, help="step between tiles (default: --tile)")
     pre.add_argument(

@@ -34,7 +34,7 @@ def test_pretraining_set_of_all_cities_next_to_the_change_set(tmp_path: Path) ->
     change, pretrain = tmp_path / "oscd", tmp_path / "oscd_pretrain"
     assert main(["prep", "oscd", "--src", str(raw), "--out", str(change), "--tile", "16"]) == 0
     argv = ["prep", "oscd", "--src", str(raw), "--out", str(pretrain), "--pretrain"]
-    assert main([*argv, "--tile", "16"]) == 0
+    assert main([*argv, "--tile", "16", "--masks", "indices"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["oscd", "oscd_pretrain", "raw"]
 
     lists = _lists(pretrain)
@@ -66,12 +66,16 @@ def test_pretraining_set_of_all_cities_next_to_the_change_set(tmp_path: Path) ->
     assert sample["image_a"].shape == (13, 16, 16) and sample["mask_b"].shape == (16, 16)
 
 
+@pytest.mark.filterwarnings("ignore:Number of distinct clusters")  # the fake cities' few spectra
 def test_pretrain_options(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     raw = make_oscd(tmp_path / "raw")
     result = prepare_oscd_pretrain(
         raw, tmp_path / "km", masks="kmeans:3", tile=32, without_test_cities=True
     )
     assert result.classes == ["cluster_0", "cluster_1", "cluster_2"]
+    default = tmp_path / "default"
+    prepare_oscd_pretrain(raw, default, tile=32, without_test_cities=True)
+    assert DatasetMeta.load(default / "dataset.json").provenance["masks"] == "kmeans:16"
     ids = [i for members in _lists(tmp_path / "km").values() for i in members]
     assert {i.split("_")[0] for i in ids} == {"alpha"} and len(ids) == 2 * 2
     provenance = DatasetMeta.load(tmp_path / "km" / "dataset.json").provenance
@@ -113,7 +117,7 @@ def test_real_oscd_pretraining_set_of_three_cities(tmp_path: Path) -> None:
         (images / city).symlink_to(src / city)
     out = tmp_path / "pre"
     start = time.perf_counter()
-    result = prepare_oscd_pretrain(tmp_path / "raw", out, tile=64, workers=2)
+    result = prepare_oscd_pretrain(tmp_path / "raw", out, masks="indices", tile=64, workers=2)
     seconds = time.perf_counter() - start
     lists = _lists(out)
     ids = [i for members in lists.values() for i in members]

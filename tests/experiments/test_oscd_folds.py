@@ -75,3 +75,13 @@ def test_aggregate_means_over_folds_and_seeds(folds, tmp_path):
     with (tmp_path / "xresults.csv").open(newline="") as file:
         rows = list(csv.DictReader(file))
     assert [r["fold"] for r in rows] == ["0", "0", "1", "1"]
+
+
+def test_a_pretraining_set_with_other_masks_is_refused(folds, tmp_path):
+    pretrain = tmp_path / "pretrain"
+    folds._check_masks(pretrain, "kmeans:16")  # none yet: it will be written
+    pretrain.mkdir()
+    (pretrain / "dataset.json").write_text(json.dumps({"provenance": {"masks": "kmeans:8"}}))
+    folds._check_masks(pretrain, "kmeans")  # K = 8 spelt short
+    with pytest.raises(SystemExit, match="holds masks kmeans:8, not --masks indices"):
+        folds._check_masks(pretrain, "indices")
