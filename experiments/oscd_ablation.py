@@ -101,8 +101,9 @@ def paired(row: Selection, reference: Selection) -> str:
         return "–"
     deltas = [float(row.cells[k]["f1"]) - float(reference.cells[k]["f1"]) for k in shared]
     wins = sum(d > 0 for d in deltas)
-    sign = "+" if statistics.mean(deltas) >= 0 else ""
-    return f"{sign}{_mean_std(deltas)} ({wins}/{len(shared)})"
+    text = _mean_std(deltas)
+    text = "+" + text.removeprefix("-") if text.startswith(("-0.000", "0")) else text
+    return f"{text} ({wins}/{len(shared)})"
 
 
 def table(rows: Sequence[Selection], references: Sequence[Selection]) -> str:
