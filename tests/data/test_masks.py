@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -325,3 +326,12 @@ def test_index_masks_on_a_real_sentinel2_scene(tmp_path):
     shares = np.bincount(mask.ravel(), minlength=4) / mask.size
     assert set(np.unique(mask).tolist()) <= {0, 1, 2, 3}
     assert shares[1] > 0.5  # a forested Slovenian scene in summer
+
+
+def test_kmeans_with_fewer_distinct_spectra_than_k_says_so_in_sdrl_words(caplog):
+    spectra = np.repeat(np.array([[0.1, 0.2], [0.8, 0.9]], dtype=np.float32), 50, axis=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # sklearn's ConvergenceWarning does not reach the user
+        model = SpectralKMeans(k=4, seed=0).fit(spectra)
+    assert "2 distinct spectra, so some of the 4 region ids stay empty" in caplog.text
+    assert model.centers.shape == (4, 2)

@@ -66,7 +66,6 @@ def test_pretraining_set_of_all_cities_next_to_the_change_set(tmp_path: Path) ->
     assert sample["image_a"].shape == (13, 16, 16) and sample["mask_b"].shape == (16, 16)
 
 
-@pytest.mark.filterwarnings("ignore:Number of distinct clusters")  # the fake cities' few spectra
 def test_pretrain_options(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     raw = make_oscd(tmp_path / "raw")
     result = prepare_oscd_pretrain(

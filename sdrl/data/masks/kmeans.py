@@ -12,16 +12,21 @@ chunks of pixels, so large rasters can be predicted window by window after fitti
 
 from __future__ import annotations
 
+import logging
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
 
 from sdrl.data.samples import IGNORE_INDEX
 from sdrl.errors import DataError
 
 __all__ = ["SpectralKMeans", "kmeans_mask", "sample_spectra", "valid_pixels"]
+
+log = logging.getLogger(__name__)
 
 
 def valid_pixels(image: np.ndarray, nodata: float | None = None) -> np.ndarray:
@@ -108,7 +113,19 @@ class SpectralKMeans:
         std = x.std(axis=0)
         self.scale = np.where(std > 0, std, 1.0)
         model = KMeans(n_clusters=self.k, n_init=1, random_state=self.seed)  # k-means++ init
-        model.fit((x - self.mean) / self.scale)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.fit((x - self.mean) / self.scale)
+        for warning in caught:
+            if issubclass(warning.category, ConvergenceWarning):  # fewer distinct spectra than k
+                distinct = len(np.unique(x, axis=0))
+                log.warning(
+                    "k-means with k=%d: the sampled pixels hold %d distinct spectra, so some "
+                    "of the %d region ids stay empty (a uniform or mostly nodata scene?)",
+                    self.k, distinct, self.k,
+                )  # fmt: skip
+            else:
+                warnings.warn(warning.message, warning.category, stacklevel=2)
         centers = model.cluster_centers_
         order = np.argsort(centers.mean(axis=1), kind="stable")
         self.centers = centers[order].astype(np.float32)
