@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import csv
 import importlib.util
-import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -86,14 +85,6 @@ class Selection:
         return [v for v in found if v is not None]
 
 
-def _mean_std(values: list[float]) -> str:
-    if not values:
-        return "–"
-    if len(values) == 1:
-        return f"{values[0]:.3f}"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
-
-
 def paired(row: Selection, reference: Selection) -> str:
     """Mean ± std of the row's pooled F1 minus the reference's over shared (fold, seed); wins."""
     shared = sorted(set(row.cells) & set(reference.cells))
@@ -101,13 +92,14 @@ def paired(row: Selection, reference: Selection) -> str:
         return "–"
     deltas = [float(row.cells[k]["f1"]) - float(reference.cells[k]["f1"]) for k in shared]
     wins = sum(d > 0 for d in deltas)
-    text = _mean_std(deltas)
+    text = _folds_module().mean_std(deltas)
     text = "+" + text.removeprefix("-") if text.startswith(("-0.000", "0")) else text
     return f"{text} ({wins}/{len(shared)})"
 
 
 def table(rows: Sequence[Selection], references: Sequence[Selection]) -> str:
     """The markdown table (module doc)."""
+    mean_std = _folds_module().mean_std
     head = ["row", "n", "F1 (pooled)", "city F1", "AP"]
     head += [f"Δ F1 vs {r.label} (paired; wins)" for r in references]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -115,9 +107,7 @@ def table(rows: Sequence[Selection], references: Sequence[Selection]) -> str:
         cells = [
             row.label,
             str(len(row.cells)),
-            _mean_std(row.values("f1")),
-            _mean_std(row.values("mean_image_f1")),
-            _mean_std(row.values("average_precision")),
+            *(mean_std(row.values(k)) for k in ("f1", "mean_image_f1", "average_precision")),
         ]
         cells += [paired(row, r) for r in references]
         lines.append("| " + " | ".join(cells) + " |")

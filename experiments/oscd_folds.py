@@ -164,6 +164,13 @@ def _recorded(row: dict[str, Any], key: str) -> float | None:
     return float(value) if value is not None else None
 
 
+def mean_std(values: list[float]) -> str:
+    """``mean ± std`` to 3 decimals (the value alone for one, ``–`` for none)."""
+    if len(values) < 2:
+        return f"{values[0]:.3f}" if values else "–"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
 def aggregate(
     work: Path, name: str, folds: int, cities: Sequence[str], compare_argv: Sequence[str]
 ) -> None:
@@ -189,11 +196,6 @@ def aggregate(
 
     def _values(cells: list[dict[str, Any]], key: str) -> list[float]:
         return [v for v in (_recorded(c, key) for c in cells) if v is not None]
-
-    def mean_std(values: list[float]) -> str:
-        if len(values) < 2:
-            return f"{values[0]:.3f}" if values else "–"
-        return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
     lines = [
         "# OSCD development protocol: folds over held-out cities",
