@@ -21,7 +21,10 @@ Arguments after ``--`` go to ``compare.py`` (inits, fractions, seeds, budgets, o
 
 Normalisation statistics are those of all cities' images (held-out ones included): image
 statistics, no labels; the pretraining set uses every city's images too, as the protocol
-intends (self-supervised pretraining sees unlabelled scenes of the test cities).
+intends (self-supervised pretraining sees unlabelled scenes of the test cities). With
+``--pretrain-cities train`` each fold instead pretrains on its finetuning cities only
+(``folds/<k>/pretrain``: the shared set's lists less the held-out cities; runs in
+``PRETRAIN_DIR/fold<k>``): the held-out cities are never seen, with half the scenes.
 
 Example (the shipped settings: ``experiments/configs/oscd_dev.yaml``)::
 
@@ -128,31 +131,56 @@ def held_out(cities: Sequence[str], folds: int, fold: int) -> list[str]:
     return sorted(cities)[fold::folds]
 
 
+def _city_of(tile: str, cities: Sequence[str]) -> str:
+    """The city a tile id (``<city>`` or ``<city>_<y>_<x>``) belongs to."""
+    return next(c for c in cities if tile == c or tile.startswith(f"{c}_"))
+
+
+def _linked(source: Path, folder: Path, provenance: dict[str, Any]) -> None:
+    """``folder``: symlinks to ``source``'s raster folders and its dataset.json, re-labelled."""
+    (folder / "list").mkdir(parents=True, exist_ok=True)
+    for sub in ("A", "B", "label", "label_B"):
+        if (source / sub).is_dir() and not (folder / sub).is_symlink():
+            (folder / sub).symlink_to((source / sub).resolve(), target_is_directory=True)
+    meta = json.loads((source / "dataset.json").read_text())
+    meta["provenance"] = {**provenance, "from": str(source)}
+    write_json_atomic(folder / "dataset.json", meta)
+
+
 def write_fold(work: Path, cities: Sequence[str], folds: int, fold: int) -> Path:
     """``folds/<fold>/{tiles,whole}``: the shared folders with this fold's split lists."""
     test = held_out(cities, folds, fold)
     root = work / "folds" / str(fold)
+    provenance = {"recipe": "experiments/oscd_folds.py", "fold": fold, "folds": folds}
     for name in ("tiles", "whole"):
         source, folder = work / name, root / name
-        (folder / "list").mkdir(parents=True, exist_ok=True)
-        for sub in ("A", "B", "label"):
-            if not (folder / sub).is_symlink():
-                (folder / sub).symlink_to((source / sub).resolve(), target_is_directory=True)
-        meta = json.loads((source / "dataset.json").read_text())
-        meta["provenance"] = {
-            "recipe": "experiments/oscd_folds.py",
-            "fold": fold,
-            "folds": folds,
-            "held_out": test,
-            "from": str(source),
-        }
-        write_json_atomic(folder / "dataset.json", meta)
+        _linked(source, folder, {**provenance, "held_out": test})
         ids = sorted(p.stem for p in (source / "A").iterdir())
-        city_of = {i: next(c for c in cities if i == c or i.startswith(f"{c}_")) for i in ids}
         split = "test" if name == "whole" else "train"
-        chosen = [i for i in ids if (city_of[i] in test) == (split == "test")]
+        chosen = [i for i in ids if (_city_of(i, cities) in test) == (split == "test")]
         write_text(folder / "list" / f"{split}.txt", ("\n".join(chosen) + "\n"))
     return root
+
+
+def write_fold_pretrain(work: Path, cities: Sequence[str], folds: int, fold: int) -> Path:
+    """``folds/<fold>/pretrain``: the pretraining set without the fold's held-out cities.
+
+    Its train and val lists are the shared set's, less every tile of a held-out city: a
+    pretraining that never sees the cities it is evaluated on (``--pretrain-cities train``).
+    """
+    test = held_out(cities, folds, fold)
+    source, folder = work / "pretrain", work / "folds" / str(fold) / "pretrain"
+    provenance = {"recipe": "experiments/oscd_folds.py", "fold": fold, "folds": folds}
+    _linked(source, folder, {**provenance, "excluded": test})
+    for split in ("train", "val"):
+        listed = source / "list" / f"{split}.txt"
+        if not listed.is_file():
+            continue
+        ids = [i for i in listed.read_text().split() if _city_of(i, cities) not in test]
+        if not ids:
+            raise SystemExit(f"oscd_folds.py: no {split} tile of {source} is outside fold {fold}")
+        write_text(folder / "list" / f"{split}.txt", ("\n".join(ids) + "\n"))
+    return folder
 
 
 def _recorded(row: dict[str, Any], key: str) -> float | None:
@@ -252,6 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--pretrain-dir", help="pretraining runs (default WORK/runs_pretrain), shared by folds"
     )
+    parser.add_argument(
+        "--pretrain-cities",
+        choices=("all", "train"),
+        default="all",
+        help="all (default): pretrain once on every city's pair, held-out cities included "
+        "(unlabelled); train: each fold pretrains on its finetuning cities only, the held-out "
+        "cities never seen (runs in PRETRAIN_DIR/fold<k>; half the data with 2 folds)",
+    )
     return parser
 
 
@@ -272,14 +308,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     for fold in todo:
         root = write_fold(work, cities, a.folds, fold)
         log.info("fold %d: held out %s", fold, ", ".join(held_out(cities, a.folds, fold)))
+        pretrain_data, pretrain_dir = (
+            work / "pretrain",
+            Path(a.pretrain_dir or work / "runs_pretrain"),
+        )
+        if a.pretrain_cities == "train":
+            pretrain_data = write_fold_pretrain(work, cities, a.folds, fold)
+            pretrain_dir = pretrain_dir / f"fold{fold}"
         code = compare.main(
             [
                 *compare_argv,
                 "--data", str(root / "tiles"),
                 "--eval-data", str(root / "whole"),
                 "--eval-split", "test",
-                "--pretrain-data", str(work / "pretrain"),
-                "--pretrain-dir", str(a.pretrain_dir or work / "runs_pretrain"),
+                "--pretrain-data", str(pretrain_data),
+                "--pretrain-dir", str(pretrain_dir),
                 "--out", str(work / f"{a.name}fold{fold}"),
             ]
         )  # fmt: skip

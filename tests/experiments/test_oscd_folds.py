@@ -85,3 +85,29 @@ def test_a_pretraining_set_with_other_masks_is_refused(folds, tmp_path):
     folds._check_masks(pretrain, "kmeans")  # K = 8 spelt short
     with pytest.raises(SystemExit, match="holds masks kmeans:8, not --masks indices"):
         folds._check_masks(pretrain, "indices")
+
+
+def test_fold_pretraining_set_leaves_out_the_held_out_cities(folds, tmp_path):
+    tiles = [f"{c}_{y:04d}_0000" for c in CITIES for y in (0, 128)]
+    _folder(tmp_path / "pretrain", tiles)
+    (tmp_path / "pretrain" / "label_B").mkdir()
+    (tmp_path / "pretrain" / "list").mkdir()
+    (tmp_path / "pretrain" / "list" / "train.txt").write_text("\n".join(tiles[1::2]) + "\n")
+    (tmp_path / "pretrain" / "list" / "val.txt").write_text("\n".join(tiles[::2]) + "\n")
+    folder = folds.write_fold_pretrain(tmp_path, CITIES, 2, 1)
+    outside = ("beihai_", "paris_")
+    for split, listed in (("train", tiles[1::2]), ("val", tiles[::2])):
+        ids = (folder / "list" / f"{split}.txt").read_text().split()
+        assert ids == [t for t in listed if not t.startswith(outside)]
+    assert (folder / "label_B").resolve() == (tmp_path / "pretrain" / "label_B").resolve()
+    meta = json.loads((folder / "dataset.json").read_text())
+    assert meta["provenance"]["excluded"] == ["beihai", "paris"]
+
+
+def test_fold_pretraining_set_refuses_a_fold_with_no_tile_left(folds, tmp_path):
+    tiles = ["beihai_0000_0000", "paris_0000_0000"]
+    _folder(tmp_path / "pretrain", tiles)
+    (tmp_path / "pretrain" / "list").mkdir()
+    (tmp_path / "pretrain" / "list" / "train.txt").write_text("\n".join(tiles) + "\n")
+    with pytest.raises(SystemExit, match="no train tile"):
+        folds.write_fold_pretrain(tmp_path, CITIES, 2, 1)
