@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from sdrl.cli.train import command_group
-from sdrl.cli.types import add_inference_flags, non_negative_int, positive_int
+from sdrl.cli.types import add_inference_flags, non_negative_int, show_progress
 
 DECODINGS = ("independent", "consistent")
 
@@ -22,15 +21,9 @@ def _shared(parser: argparse.ArgumentParser) -> None:
         help="independent: each level's argmax; consistent: the best taxonomy path (default: "
         "the checkpoint's)",
     )
-    parser.add_argument(
-        "--batch-size", type=positive_int, default=4, help="patches per pass (default 4)"
-    )
-    add_inference_flags(parser)
+    add_inference_flags(parser, unit="patches")
     parser.add_argument(
         "--num-workers", type=non_negative_int, default=0, help="patch reader processes"
-    )
-    parser.add_argument(
-        "--progress-bar", action=argparse.BooleanOptionalAction, help="default: on a terminal"
     )
 
 
@@ -67,12 +60,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     predict.set_defaults(func=run_predict)
 
 
-def _progress(args: argparse.Namespace) -> bool:
-    if args.progress_bar is not None:
-        return bool(args.progress_bar)
-    return not args.quiet and sys.stderr.isatty()
-
-
 def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate and print the mean scores."""
     from sdrl.data.outputs import check_output
@@ -93,7 +80,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
         num_workers=args.num_workers,
-        progress=_progress(args),
+        progress=show_progress(args),
     )
     mean = result["with_background"]["mean"]
     print(
@@ -124,7 +111,7 @@ def run_predict(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
         num_workers=args.num_workers,
-        progress=_progress(args),
+        progress=show_progress(args),
     )
     print(f"wrote {len(written)} maps and pictures to {args.out}")
     return 0

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from sdrl.cli.types import add_inference_flags, non_negative_int, positive_int, probability
+from sdrl.cli.types import (
+    add_inference_flags,
+    non_negative_int,
+    positive_int,
+    probability,
+    show_progress,
+)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -39,9 +44,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--stitch", choices=("blend", "centre"), help="whole: (default blend)")
     parser.add_argument("--threshold", type=probability, help="change probability (default 0.5)")
     parser.add_argument(
-        "--batch-size", type=positive_int, default=4, help="tiles per pass (default 4)"
-    )
-    parser.add_argument(
         "--save-predictions",
         metavar="DIR",
         help="write each image's map (<id>.tif georeferenced 0/1, else <id>.png 0/255) and "
@@ -52,9 +54,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--num-workers", type=non_negative_int, default=0, help="image reader processes"
     )
-    parser.add_argument(
-        "--progress-bar", action=argparse.BooleanOptionalAction, help="default: on a terminal"
-    )
     parser.set_defaults(func=run)
 
 
@@ -62,7 +61,6 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate and print the main metrics."""
     from sdrl.evaluation import evaluate
 
-    progress = args.progress_bar if args.progress_bar is not None else not args.quiet
     result = evaluate(
         args.data,
         args.checkpoint,
@@ -78,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         precision=args.precision,
         num_workers=args.num_workers,
-        progress=progress and sys.stderr.isatty(),
+        progress=show_progress(args),
     )
     keys = ("precision", "recall", "f1", "iou", "oa", "kappa")
     text = json.dumps({k: round(float(result[k]), 4) for k in keys})

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from sdrl.cli.types import add_inference_flags, non_negative_int, positive_int, probability
+from sdrl.cli.types import (
+    add_inference_flags,
+    non_negative_int,
+    positive_int,
+    probability,
+    show_progress,
+)
 from sdrl.errors import ConfigError
 
 
@@ -52,13 +57,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="bands: probability, binary or both (default probability,binary)",
     )
     parser.add_argument("--threshold", type=probability, help="binary threshold (default 0.5)")
-    parser.add_argument(
-        "--batch-size", type=positive_int, default=4, help="tiles per pass (default 4)"
-    )
     add_inference_flags(parser)
-    parser.add_argument(
-        "--progress-bar", action=argparse.BooleanOptionalAction, help="default: on a terminal"
-    )
     parser.set_defaults(func=run)
 
 
@@ -67,7 +66,6 @@ def run(args: argparse.Namespace) -> int:
     from sdrl.predict.from_checkpoint import predict_from_checkpoint
 
     outputs = _outputs(args.outputs)
-    progress = args.progress_bar if args.progress_bar is not None else not args.quiet
     result = predict_from_checkpoint(
         args.checkpoint,
         args.before,
@@ -82,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         threshold=args.threshold,
         device=args.device,
         precision=args.precision,
-        progress=progress and sys.stderr.isatty(),
+        progress=show_progress(args),
     )
     print(result.summary())
     return 0

@@ -8,6 +8,7 @@ a command does anything.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "positive_float",
     "positive_int",
     "probability",
+    "show_progress",
 ]
 
 
@@ -56,8 +58,15 @@ PRECISION_CHOICES = ("auto", "32", "bf16", "16")
 spelled here so that building the parser imports no torch."""
 
 
-def add_inference_flags(parser: argparse.ArgumentParser) -> None:
-    """``--device`` and ``--precision``, the same for ``sdrl predict`` and ``sdrl evaluate``."""
+def add_inference_flags(parser: argparse.ArgumentParser, unit: str = "tiles") -> None:
+    """The flags every inference command shares (``sdrl predict``, ``evaluate``, ``crop ...``).
+
+    ``--batch-size`` (``unit`` per pass), ``--device``, ``--precision`` and ``--progress-bar``
+    (read back by :func:`show_progress`).
+    """
+    parser.add_argument(
+        "--batch-size", type=positive_int, default=4, help=f"{unit} per pass (default 4)"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1...")
     parser.add_argument(
         "--precision",
@@ -66,3 +75,15 @@ def add_inference_flags(parser: argparse.ArgumentParser) -> None:
         help="model precision, shared by sdrl predict and evaluate (default auto: bf16 autocast "
         "on a GPU that supports it, else 16; 32 on CPU)",
     )
+    parser.add_argument(
+        "--progress-bar",
+        action=argparse.BooleanOptionalAction,
+        help="a progress bar on stderr (default: on a terminal, unless -q)",
+    )
+
+
+def show_progress(args: argparse.Namespace) -> bool:
+    """Whether to draw a progress bar: as ``--(no-)progress-bar`` says, else on a tty."""
+    if args.progress_bar is not None:
+        return bool(args.progress_bar)
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()

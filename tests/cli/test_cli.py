@@ -133,3 +133,30 @@ def test_help_does_not_import_torch():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("command", [["evaluate"], ["predict"], ["crop", "evaluate"]])
+@pytest.mark.parametrize(
+    ("flags", "tty", "expected"),
+    [
+        ([], False, False),
+        ([], True, True),
+        (["-q"], True, False),
+        (["--progress-bar"], False, True),  # asked for: drawn even when stderr is a file
+        (["--no-progress-bar"], True, False),
+    ],
+)
+def test_inference_commands_share_the_progress_rule(command, flags, tty, expected, monkeypatch):
+    from sdrl.cli.types import show_progress
+
+    quiet = ["-q"] if "-q" in flags else []
+    own = [f for f in flags if f != "-q"]
+    required = {
+        "evaluate": ["--data", "d", "--checkpoint", "c", "--out", "o"],
+        "predict": ["--before", "a", "--after", "b", "--checkpoint", "c", "--out", "o"],
+        "crop": ["--data", "d", "--checkpoint", "c", "--out", "o"],
+    }[command[0]]
+    args = build_parser().parse_args([*quiet, *command, *required, *own])
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: tty)
+    assert show_progress(args) is expected
+    assert args.batch_size == 4
