@@ -111,3 +111,36 @@ def test_fold_pretraining_set_refuses_a_fold_with_no_tile_left(folds, tmp_path):
     (tmp_path / "pretrain" / "list" / "train.txt").write_text("\n".join(tiles) + "\n")
     with pytest.raises(SystemExit, match="no train tile"):
         folds.write_fold_pretrain(tmp_path, CITIES, 2, 1)
+
+
+@pytest.mark.parametrize("cities_flag", ["all", "train"])
+def test_main_passes_each_fold_its_pretraining_set(folds, tmp_path, monkeypatch, cities_flag):
+    tiles = [f"{c}_0000_0000" for c in CITIES]
+    for name in ("tiles", "pretrain"):
+        _folder(tmp_path / name, tiles)
+    _folder(tmp_path / "whole", CITIES)
+    (tmp_path / "pretrain" / "list").mkdir()
+    (tmp_path / "pretrain" / "list" / "train.txt").write_text("\n".join(tiles) + "\n")
+    calls: list[list[str]] = []
+
+    class Compare:
+        @staticmethod
+        def main(argv: list[str]) -> int:
+            calls.append(argv)
+            return 0
+
+    monkeypatch.setattr(folds, "prepare", lambda *a: list(CITIES))
+    monkeypatch.setattr(folds, "_compare_module", lambda: Compare)
+    argv = ["--src", "x", "--work", str(tmp_path), "--pretrain-cities", cities_flag]
+    assert folds.main([*argv, "--", "--inits", "sdrl"]) == 0
+    for fold, call in enumerate(calls):
+        data = Path(call[call.index("--pretrain-data") + 1])
+        runs = Path(call[call.index("--pretrain-dir") + 1])
+        if cities_flag == "all":
+            assert (data, runs) == (tmp_path / "pretrain", tmp_path / "runs_pretrain")
+        else:
+            assert runs == tmp_path / "runs_pretrain" / f"fold{fold}"
+            seen = (data / "list" / "train.txt").read_text().split()
+            held = folds.held_out(CITIES, 2, fold)
+            assert seen and not any(t.split("_")[0] in held for t in seen)
+    assert len(calls) == 2
