@@ -23,8 +23,10 @@ Normalisation statistics are those of all cities' images (held-out ones included
 statistics, no labels; the pretraining set uses every city's images too, as the protocol
 intends (self-supervised pretraining sees unlabelled scenes of the test cities). With
 ``--pretrain-cities train`` each fold instead pretrains on its finetuning cities only
-(``folds/<k>/pretrain``: the shared set's lists less the held-out cities; runs in
-``PRETRAIN_DIR/fold<k>``): the held-out cities are never seen, with half the scenes.
+(``folds/<k>/pretrain_train``: the shared set's lists less the held-out cities; runs in
+``PRETRAIN_DIR/fold<k>``): the held-out cities are never seen, with fewer scenes; ``test``
+pretrains on the held-out cities only (with ``train``, it separates "which scenes" from "how
+many": within a fold the two sides hold different numbers of tiles).
 
 Example (the shipped settings: ``experiments/configs/oscd_dev.yaml``)::
 
@@ -162,23 +164,31 @@ def write_fold(work: Path, cities: Sequence[str], folds: int, fold: int) -> Path
     return root
 
 
-def write_fold_pretrain(work: Path, cities: Sequence[str], folds: int, fold: int) -> Path:
-    """``folds/<fold>/pretrain``: the pretraining set without the fold's held-out cities.
+def write_fold_pretrain(
+    work: Path, cities: Sequence[str], folds: int, fold: int, keep: str = "train"
+) -> Path:
+    """``folds/<fold>/pretrain``: the pretraining set of one side of the fold's cities.
 
-    Its train and val lists are the shared set's, less every tile of a held-out city: a
-    pretraining that never sees the cities it is evaluated on (``--pretrain-cities train``).
+    Its train and val lists are the shared set's, restricted to the fold's finetuning cities
+    (``keep="train"``: a pretraining that never sees the cities it is evaluated on) or to its
+    held-out cities (``keep="test"``: only the scenes it is evaluated on). ``--pretrain-cities``.
     """
+    if keep not in ("train", "test"):
+        raise ValueError(f"keep: expected train or test, found {keep!r}")
     test = held_out(cities, folds, fold)
-    source, folder = work / "pretrain", work / "folds" / str(fold) / "pretrain"
+    source, folder = work / "pretrain", work / "folds" / str(fold) / f"pretrain_{keep}"
     provenance = {"recipe": "experiments/oscd_folds.py", "fold": fold, "folds": folds}
-    _linked(source, folder, {**provenance, "excluded": test})
+    kept = test if keep == "test" else [c for c in cities if c not in test]
+    _linked(source, folder, {**provenance, "cities": kept})
     for split in ("train", "val"):
         listed = source / "list" / f"{split}.txt"
         if not listed.is_file():
             continue
-        ids = [i for i in listed.read_text().split() if _city_of(i, cities) not in test]
+        ids = [i for i in listed.read_text().split() if _city_of(i, cities) in kept]
         if not ids:
-            raise SystemExit(f"oscd_folds.py: no {split} tile of {source} is outside fold {fold}")
+            raise SystemExit(
+                f"oscd_folds.py: no {split} tile of {source} is in fold {fold}'s {keep} cities"
+            )
         write_text(folder / "list" / f"{split}.txt", ("\n".join(ids) + "\n"))
     return folder
 
@@ -282,11 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--pretrain-cities",
-        choices=("all", "train"),
+        choices=("all", "train", "test"),
         default="all",
         help="all (default): pretrain once on every city's pair, held-out cities included "
         "(unlabelled); train: each fold pretrains on its finetuning cities only, the held-out "
-        "cities never seen (runs in PRETRAIN_DIR/fold<k>; half the data with 2 folds)",
+        "cities never seen; test: on its held-out cities only (train and test: one run per "
+        "fold, in PRETRAIN_DIR/fold<k>)",
     )
     return parser
 
@@ -312,8 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             work / "pretrain",
             Path(a.pretrain_dir or work / "runs_pretrain"),
         )
-        if a.pretrain_cities == "train":
-            pretrain_data = write_fold_pretrain(work, cities, a.folds, fold)
+        if a.pretrain_cities != "all":
+            pretrain_data = write_fold_pretrain(work, cities, a.folds, fold, a.pretrain_cities)
             pretrain_dir = pretrain_dir / f"fold{fold}"
         code = compare.main(
             [

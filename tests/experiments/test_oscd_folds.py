@@ -87,21 +87,23 @@ def test_a_pretraining_set_with_other_masks_is_refused(folds, tmp_path):
         folds._check_masks(pretrain, "indices")
 
 
-def test_fold_pretraining_set_leaves_out_the_held_out_cities(folds, tmp_path):
+@pytest.mark.parametrize("keep", ["train", "test"])
+def test_fold_pretraining_set_keeps_one_side_of_the_fold(folds, tmp_path, keep):
     tiles = [f"{c}_{y:04d}_0000" for c in CITIES for y in (0, 128)]
     _folder(tmp_path / "pretrain", tiles)
     (tmp_path / "pretrain" / "label_B").mkdir()
     (tmp_path / "pretrain" / "list").mkdir()
     (tmp_path / "pretrain" / "list" / "train.txt").write_text("\n".join(tiles[1::2]) + "\n")
     (tmp_path / "pretrain" / "list" / "val.txt").write_text("\n".join(tiles[::2]) + "\n")
-    folder = folds.write_fold_pretrain(tmp_path, CITIES, 2, 1)
-    outside = ("beihai_", "paris_")
+    folder = folds.write_fold_pretrain(tmp_path, CITIES, 2, 1, keep)
+    held = ("beihai_", "paris_")
     for split, listed in (("train", tiles[1::2]), ("val", tiles[::2])):
         ids = (folder / "list" / f"{split}.txt").read_text().split()
-        assert ids == [t for t in listed if not t.startswith(outside)]
+        assert ids == [t for t in listed if t.startswith(held) == (keep == "test")]
     assert (folder / "label_B").resolve() == (tmp_path / "pretrain" / "label_B").resolve()
     meta = json.loads((folder / "dataset.json").read_text())
-    assert meta["provenance"]["excluded"] == ["beihai", "paris"]
+    expected = ["beihai", "paris"] if keep == "test" else ["abudhabi", "mumbai", "pisa"]
+    assert meta["provenance"]["cities"] == expected
 
 
 def test_fold_pretraining_set_refuses_a_fold_with_no_tile_left(folds, tmp_path):
@@ -110,10 +112,10 @@ def test_fold_pretraining_set_refuses_a_fold_with_no_tile_left(folds, tmp_path):
     (tmp_path / "pretrain" / "list").mkdir()
     (tmp_path / "pretrain" / "list" / "train.txt").write_text("\n".join(tiles) + "\n")
     with pytest.raises(SystemExit, match="no train tile"):
-        folds.write_fold_pretrain(tmp_path, CITIES, 2, 1)
+        folds.write_fold_pretrain(tmp_path, CITIES, 2, 1, "train")
 
 
-@pytest.mark.parametrize("cities_flag", ["all", "train"])
+@pytest.mark.parametrize("cities_flag", ["all", "train", "test"])
 def test_main_passes_each_fold_its_pretraining_set(folds, tmp_path, monkeypatch, cities_flag):
     tiles = [f"{c}_0000_0000" for c in CITIES]
     for name in ("tiles", "pretrain"):
@@ -142,5 +144,5 @@ def test_main_passes_each_fold_its_pretraining_set(folds, tmp_path, monkeypatch,
             assert runs == tmp_path / "runs_pretrain" / f"fold{fold}"
             seen = (data / "list" / "train.txt").read_text().split()
             held = folds.held_out(CITIES, 2, fold)
-            assert seen and not any(t.split("_")[0] in held for t in seen)
+            assert seen and all((t.split("_")[0] in held) == (cities_flag == "test") for t in seen)
     assert len(calls) == 2
