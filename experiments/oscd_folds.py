@@ -24,7 +24,7 @@ statistics, no labels; the pretraining set uses every city's images too, as the 
 intends (self-supervised pretraining sees unlabelled scenes of the test cities). With
 ``--pretrain-cities train`` each fold instead pretrains on its finetuning cities only
 (``folds/<k>/pretrain_train``: the shared set's lists less the held-out cities; runs in
-``PRETRAIN_DIR/fold<k>``): the held-out cities are never seen, with fewer scenes; ``test``
+``PRETRAIN_DIR/train_fold<k>``): the held-out cities are never seen, with fewer scenes; ``test``
 pretrains on the held-out cities only (with ``train``, it separates "which scenes" from "how
 many": within a fold the two sides hold different numbers of tiles).
 
@@ -167,7 +167,7 @@ def write_fold(work: Path, cities: Sequence[str], folds: int, fold: int) -> Path
 def write_fold_pretrain(
     work: Path, cities: Sequence[str], folds: int, fold: int, keep: str = "train"
 ) -> Path:
-    """``folds/<fold>/pretrain``: the pretraining set of one side of the fold's cities.
+    """``folds/<fold>/pretrain_<keep>``: the pretraining set of one side of the fold's cities.
 
     Its train and val lists are the shared set's, restricted to the fold's finetuning cities
     (``keep="train"``: a pretraining that never sees the cities it is evaluated on) or to its
@@ -297,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="all (default): pretrain once on every city's pair, held-out cities included "
         "(unlabelled); train: each fold pretrains on its finetuning cities only, the held-out "
         "cities never seen; test: on its held-out cities only (train and test: one run per "
-        "fold, in PRETRAIN_DIR/fold<k>)",
+        "fold, in PRETRAIN_DIR/<train|test>_fold<k>)",
     )
     return parser
 
@@ -325,7 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if a.pretrain_cities != "all":
             pretrain_data = write_fold_pretrain(work, cities, a.folds, fold, a.pretrain_cities)
-            pretrain_dir = pretrain_dir / f"fold{fold}"
+            pretrain_dir = pretrain_dir / f"{a.pretrain_cities}_fold{fold}"
         code = compare.main(
             [
                 *compare_argv,

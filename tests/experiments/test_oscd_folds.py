@@ -141,7 +141,7 @@ def test_main_passes_each_fold_its_pretraining_set(folds, tmp_path, monkeypatch,
         if cities_flag == "all":
             assert (data, runs) == (tmp_path / "pretrain", tmp_path / "runs_pretrain")
         else:
-            assert runs == tmp_path / "runs_pretrain" / f"fold{fold}"
+            assert runs == tmp_path / "runs_pretrain" / f"{cities_flag}_fold{fold}"
             seen = (data / "list" / "train.txt").read_text().split()
             held = folds.held_out(CITIES, 2, fold)
             assert seen and all((t.split("_")[0] in held) == (cities_flag == "test") for t in seen)
