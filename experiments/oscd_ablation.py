@@ -93,7 +93,8 @@ def paired(row: Selection, reference: Selection) -> str:
     deltas = [float(row.cells[k]["f1"]) - float(reference.cells[k]["f1"]) for k in shared]
     wins = sum(d > 0 for d in deltas)
     text = _folds_module().mean_std(deltas)
-    text = "+" + text.removeprefix("-") if text.startswith(("-0.000", "0")) else text
+    if text.startswith(("-0.000", "0")):  # a gain, or a loss that rounds to nothing: "+"
+        text = "+" + text.removeprefix("-")
     return f"{text} ({wins}/{len(shared)})"
 
 

@@ -319,10 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for fold in todo:
         root = write_fold(work, cities, a.folds, fold)
         log.info("fold %d: held out %s", fold, ", ".join(held_out(cities, a.folds, fold)))
-        pretrain_data, pretrain_dir = (
-            work / "pretrain",
-            Path(a.pretrain_dir or work / "runs_pretrain"),
-        )
+        pretrain_data = work / "pretrain"
+        pretrain_dir = Path(a.pretrain_dir or work / "runs_pretrain")
         if a.pretrain_cities != "all":
             pretrain_data = write_fold_pretrain(work, cities, a.folds, fold, a.pretrain_cities)
             pretrain_dir = pretrain_dir / f"{a.pretrain_cities}_fold{fold}"

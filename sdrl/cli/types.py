@@ -72,7 +72,7 @@ def add_inference_flags(parser: argparse.ArgumentParser, unit: str = "tiles") ->
         "--precision",
         default="auto",
         choices=PRECISION_CHOICES,
-        help="model precision, shared by sdrl predict and evaluate (default auto: bf16 autocast "
+        help="model precision, the same in every inference command (default auto: bf16 autocast "
         "on a GPU that supports it, else 16; 32 on CPU)",
     )
     parser.add_argument(
